@@ -1,0 +1,36 @@
+# exportjob-operator — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY ?= $(VENV)/bin/python
+PYTEST ?= $(VENV)/bin/pytest
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/bin:$(PATH)
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets.
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## Create the venv with the project and its test tools.
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+system-deps: ## Install the Debian packages the tests need (PostgreSQL server, poppler).
+	hack/install-system-deps.sh
+
+test: setup system-deps tools ## Run every test (unit, PostgreSQL, local control plane, promtool, helm).
+	$(PYTEST) -q
+
+unit: setup ## Run only the pure unit tests.
+	$(PYTEST) -q tests/unit
+
+-include Makefile.devcluster.mk
+-include Makefile.monitoring.mk
+-include Makefile.bench.mk
+-include Makefile.operator.mk
+
+.PHONY: help setup system-deps test unit

@@ -1,0 +1,12 @@
+# Benchmarks (bench/README.md). Included by the Makefile; `make bench` runs the full sizes
+# (~10 min on 2 cores), `make bench-quick` a smoke run at reduced sizes.
+PY ?= .venv/bin/python
+BENCH_ARGS ?=
+
+bench: setup ## Throughput and peak RSS: PostgreSQL/synthetic -> CSV vs psql/csv.writer, PDF vs LongTable.
+	$(PY) bench/run.py --json bench/out/results.json $(BENCH_ARGS)
+
+bench-quick: setup ## The benchmarks at reduced sizes, one run each (a smoke run).
+	$(PY) bench/run.py --quick --repeat 1 $(BENCH_ARGS)
+
+.PHONY: bench bench-quick

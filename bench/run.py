@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""`make bench`: CSV (and, through bench/pdf_cases.py, PDF) throughput and memory, side by side.
+
+    .venv/bin/python bench/run.py            # full sizes: 1M-row PostgreSQL and synthetic, 10M-row memory case
+    .venv/bin/python bench/run.py --quick    # 100k rows, 1M-row memory case (a smoke run)
+    .venv/bin/python bench/run.py --no-pdf --repeat 5 --json bench/out/results.json
+
+Every case is a separate process run under `/usr/bin/time -f %M` (its own peak
+RSS); wall time is measured around the process, so process start-up counts
+for every case alike ("rows/s"). For our worker, "export r/s" also shows the
+rate over the worker's own `durationSeconds` (without interpreter start-up and
+imports, ~0.2 s). The median of `--repeat` runs (default 3) is printed.
+PostgreSQL cases use a throw-away cluster (bench/pgserver.py) with a table of
+8 typed columns filled by generate_series, vacuumed before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cases import CHILDREN, PG_TABLE, REGISTRY, Case, Comparison, Context, MemoryCheck  # noqa: E402
+
+TIME = "/usr/bin/time"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    return (f"{os.cpu_count()} CPUs ({cpu_model()}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+            f"Linux {platform.release()}, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}")
+
+
+def fill_table(server: Any, rows: int) -> None:
+    server.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
+    server.execute(
+        f"CREATE TABLE {PG_TABLE} AS SELECT g AS id, gen_random_uuid() AS uuid, 'Customer ' || (g % 4093) AS name, "
+        "'user' || (g % 4093) || '@example.com' AS email, round((random() * 1000 - 80)::numeric, 2) AS amount, "
+        "timestamptz '2024-01-01 00:00:00+00' + g * interval '10 seconds' AS ts, g % 3 = 0 AS flag, "
+        "(ARRAY['books','garden','toys','music','office'])[g % 5 + 1] AS category "
+        f"FROM generate_series(1, {rows}) g"
+    )
+    server.execute(f"VACUUM ANALYZE {PG_TABLE}")
+
+
+def run_once(case: Case) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
+        started = time.perf_counter()
+        done = subprocess.run([TIME, "-f", "%M", "-o", timing.name, *case.argv], capture_output=True, text=True,
+                              env={**os.environ, **case.env})
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"case {case.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        peak_kb = int(timing.read().strip().splitlines()[-1])
+    size = case.output.stat().st_size
+    case.output.unlink()
+    measured = {"seconds": seconds, "bytes": size, "peak_rss_mb": peak_kb / 1024}
+    if case.result_file is not None:
+        measured["export_seconds"] = json.loads(case.result_file.read_text())["durationSeconds"]
+    return measured
+
+
+def measure(case: Case, repeat: int) -> dict[str, Any]:
+    runs = [run_once(case) for _ in range(repeat)]
+    seconds = statistics.median(r["seconds"] for r in runs)
+    return {
+        "name": case.name, "label": case.label, "rows": case.rows, "runs": repeat, "seconds": seconds,
+        "rows_per_s": case.rows / seconds, "mb_per_s": runs[0]["bytes"] / seconds / 1e6, "bytes": runs[0]["bytes"],
+        "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+        "export_rows_per_s": (case.rows / max(statistics.median(r["export_seconds"] for r in runs), 1e-9)
+                              if "export_seconds" in runs[0] else None),
+    }
+
+
+def run_pdf_cases(quick: bool, repeat: int) -> list[dict[str, Any]]:
+    """bench/pdf_cases.py, when present: its own cases, each a child measuring its own RSS."""
+    try:
+        import pdf_cases  # type: ignore[import-not-found]
+    except ImportError:
+        print("(bench/pdf_cases.py not found: no PDF cases)")
+        return []
+    cases = [c for c in pdf_cases.CASES if c[1] == 10_000 or c[0] == "source"] if quick else pdf_cases.CASES
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pdfbench-") as tmp:
+        for writer, records in cases:
+            r = pdf_cases.measure(writer, records, repeat, Path(tmp))
+            r.update(name=f"pdf-{writer}-{records}", label=f"PDF {writer}", rows=records)
+            results.append(r)
+            print(f"  {r['name']:<22} {r['rows_per_s']:>12,.0f} rows/s {r['mb_per_s']:>7.1f} MB/s "
+                  f"{r['peak_rss_mb']:>7.1f} MB peak RSS", flush=True)
+    for records in (10_000, 50_000):
+        ours, base = (next((r for r in results if r["name"] == f"pdf-{w}-{records}"), None) for w in ("ours", "longtable"))
+        if ours and base:
+            print(f"PDF {records:,} rows: ours/LongTable rows/s {ours['rows_per_s'] / base['rows_per_s']:.1f}x, "
+                  f"peak RSS {ours['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (a smoke run)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case, median reported (default 3)")
+    parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL cases")
+    parser.add_argument("--no-pdf", action="store_true", help="leave out bench/pdf_cases.py")
+    parser.add_argument("--pg-rows", type=int, help="rows in the PostgreSQL table (default 1,000,000; quick 100,000)")
+    parser.add_argument("--csv-rows", type=int, help="synthetic rows for the CSV comparison (default 1,000,000)")
+    parser.add_argument("--memory-rows", type=int, help="synthetic rows for the CSV peak-RSS case (default 10,000,000)")
+    parser.add_argument("--only", metavar="PREFIX", help="only the cases whose name starts with PREFIX (e.g. pg)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "ROWS", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        CHILDREN[args.child[0]](int(args.child[1]), Path(args.child[2]))
+        return
+
+    print(f"machine: {machine()}")
+    print(f"median of {args.repeat} runs per case{' (--quick sizes)' if args.quick else ''}\n", flush=True)
+    sizes = {"pg_rows": 100_000, "csv_rows": 100_000, "memory_rows": 1_000_000} if args.quick else \
+        {"pg_rows": 1_000_000, "csv_rows": 1_000_000, "memory_rows": 10_000_000}
+    for key in sizes:
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    results: list[dict[str, Any]] = []
+    checks: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="exportjob-bench-") as tmp:
+        server = None
+        if not args.no_postgres and (not args.only or args.only.startswith("pg")):
+            from pgserver import TempPostgres
+
+            server = TempPostgres().start()
+        try:
+            if server is not None:
+                fill_table(server, sizes["pg_rows"])
+            ctx = Context(quick=args.quick, workdir=Path(tmp), dsn=server.dsn() if server else None, **sizes)
+            items = [item for factory in REGISTRY for item in factory(ctx)]
+            if args.only:
+                keep = {i.name for i in items if isinstance(i, Case) and i.name.startswith(args.only)}
+                items = [i for i in items if (i.name if isinstance(i, Case) else
+                                              i.case if isinstance(i, MemoryCheck) else i.ours) in keep
+                         and (not isinstance(i, Comparison) or i.baseline in keep)]
+            by_name: dict[str, dict[str, Any]] = {}
+            print(f"  {'case':<18} {'rows/s':>12} {'export r/s':>12} {'MB/s':>7} {'RSS MB':>8} {'rows':>11}")
+            for item in items:
+                if isinstance(item, Case):
+                    r = measure(item, args.repeat)
+                    by_name[item.name] = r
+                    results.append(r)
+                    inside = f"{r['export_rows_per_s']:>12,.0f}" if r["export_rows_per_s"] else f"{'-':>12}"
+                    print(f"  {item.name:<18} {r['rows_per_s']:>12,.0f} {inside} {r['mb_per_s']:>7.1f} "
+                          f"{r['peak_rss_mb']:>8.1f} {item.rows:>11,}  {item.label}", flush=True)
+            print()
+            for item in items:
+                if isinstance(item, Comparison):
+                    ours, base = by_name[item.ours], by_name[item.baseline]
+                    ratio = ours["rows_per_s"] / base["rows_per_s"]
+                    verdict = "" if item.target is None else (
+                        f" (target >= {item.target}x: {'met' if ratio >= item.target else 'NOT met'})")
+                    inside = ""
+                    if ours["export_rows_per_s"]:
+                        inside = f"; {ours['export_rows_per_s'] / base['rows_per_s']:.2f}x without our process start-up"
+                    checks.append(f"{item.title}: {ratio:.2f}x{verdict}{inside}")
+                elif isinstance(item, MemoryCheck):
+                    peak = by_name[item.case]["peak_rss_mb"]
+                    checks.append(f"{item.title}: {peak:.1f} MB (limit {item.limit_mb:.0f} MB: "
+                                  f"{'met' if peak <= item.limit_mb else 'NOT met'})")
+            print("\n".join(checks), flush=True)
+        finally:
+            if server is not None:
+                server.stop()
+    if not args.no_pdf and not args.only:
+        print()
+        results += run_pdf_cases(args.quick, args.repeat)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"machine": machine(), "results": results, "checks": checks}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Builds the Go-built tools the project tests against and links them into ./bin.
+#
+# Every tool is built from a pinned wrapper module under hack/tools/<name>
+# (go.mod + go.sum), with the Go toolchain and the Go module proxy only.  The
+# binaries are cached outside the repository, keyed by tool, version and a
+# digest of the wrapper's go.sum, so a fresh clone on the same machine (CI)
+# reuses them and nothing built is ever committed.
+#
+#   hack/build-tools.sh                 # build what is missing, link all into ./bin
+#   hack/build-tools.sh etcd helm       # only these
+#   EXPORTJOB_TOOLS_CACHE=/path ...     # cache root (default ~/.cache/exportjob-operator/tools)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache_root=${EXPORTJOB_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/exportjob-operator/tools}
+bin_dir="$repo/bin"
+mkdir -p "$bin_dir" "$cache_root"
+export GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
+export CGO_ENABLED=0
+
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+
+module_version() {  # module_version WRAPPER_DIR MODULE_PATH
+  (cd "$1" && go list -m -f '{{.Version}}' "$2")
+}
+
+# build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS
+build_tool() {
+  local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5
+  local digest key target started elapsed
+  digest=$(cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod" | sha256sum | cut -c1-12)
+  key="$name-$version-$(go env GOVERSION)-$digest"
+  target="$cache_root/$key/$name"
+  if [ ! -x "$target" ]; then
+    log "building $name $version (cache miss: $key); the first build of the Kubernetes components takes many minutes"
+    started=$(date +%s)
+    mkdir -p "$cache_root/$key"
+    (cd "$repo/hack/tools/$wrapper" && go build -ldflags "$ldflags" -o "$target.tmp" "$package") &
+    local pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep 30
+      kill -0 "$pid" 2>/dev/null && log "  still building $name ($(( $(date +%s) - started ))s)"
+    done
+    wait "$pid"
+    mv "$target.tmp" "$target"
+    elapsed=$(( $(date +%s) - started ))
+    log "built $name $version in ${elapsed}s"
+    echo "$elapsed" > "$cache_root/$key/build-seconds"
+  fi
+  ln -sfn "$target" "$bin_dir/$name"
+  log "$name $version -> bin/$name"
+}
+
+kube_ldflags() {
+  local v=$1 major minor
+  major=${v#v}; major=${major%%.*}
+  minor=${v#v*.}; minor=${minor%%.*}
+  local flags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(etcd kube-apiserver kube-controller-manager helm promtool)
+
+for tool in "${wanted[@]}"; do
+  case "$tool" in
+    etcd)
+      v=$(module_version "$repo/hack/tools/etcd" go.etcd.io/etcd/server/v3)
+      build_tool etcd etcd . "$v" "-s -w" ;;
+    kube-apiserver|kube-controller-manager)
+      v=$(module_version "$repo/hack/tools/kube" k8s.io/kubernetes)
+      build_tool "$tool" kube "k8s.io/kubernetes/cmd/$tool" "$v" "$(kube_ldflags "$v")" ;;
+    helm)
+      v=$(module_version "$repo/hack/tools/helm" helm.sh/helm/v3)
+      build_tool helm helm helm.sh/helm/v3/cmd/helm "$v" "-s -w -X helm.sh/helm/v3/internal/version.version=$v" ;;
+    promtool)
+      v=$(module_version "$repo/hack/tools/promtool" github.com/prometheus/prometheus)
+      minor=${v#v0.}; minor=${minor%%.*}; patch=${v##*.}
+      build_tool promtool promtool github.com/prometheus/prometheus/cmd/promtool "$v" \
+        "-s -w -X github.com/prometheus/common/version.Version=3.$((minor - 300)).$patch" ;;
+    *) log "unknown tool: $tool"; exit 2 ;;
+  esac
+done

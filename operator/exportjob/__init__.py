@@ -1,0 +1,1 @@
+"""exportjob: the ExportJob API model, export engine, and Kubernetes operator."""

@@ -1,0 +1,141 @@
+"""`exportjob`: the user's command line. Subcommands are registered in `build_parser`.
+
+`exportjob run -f MANIFEST.yaml --output-dir DIR [--dsn DSN]` runs one
+ExportJob manifest locally, without a cluster: the same engine as the worker
+Pod, writing `DIR/<spec.output.path>`. A progress line is drawn on stderr when
+stderr is a terminal; the result JSON is the last line of stdout; the exit
+code is the worker's (0, 65 permanent failure, 75 retryable failure), or 2 for
+an invalid command line or manifest (the message names the bad field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import yaml
+
+from exportjob.spec import ExportJobManifest, SpecError, parse_manifest
+
+from .worker.credentials import Credentials
+from .worker.engine import Progress, execute
+from .worker.errors import USAGE_ERROR
+
+PROGRESS_REDRAW_SECONDS = 0.2
+
+
+def load_manifest(path: str) -> ExportJobManifest:
+    """Read and validate a manifest file; raise SpecError with a message naming the problem."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            documents = [doc for doc in yaml.safe_load_all(file) if doc is not None]
+    except OSError as error:
+        raise SpecError(f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path} is not valid YAML: {error}") from None
+    if len(documents) != 1:
+        raise SpecError(f"{path} must hold exactly one YAML document (an ExportJob), found {len(documents)}")
+    return parse_manifest(documents[0])
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1000
+    raise AssertionError
+
+
+class ProgressLine:
+    """Redraws one status line on a terminal: a bar when the row count is known, else a counter."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+        self._start = time.monotonic()
+        self._drawn = False
+
+    def __call__(self, update: Progress) -> None:
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        rate = f"{update.rows / elapsed:,.0f} rows/s"
+        if update.total:
+            done = min(update.rows / update.total, 1.0)
+            filled = int(done * self._width)
+            bar = "#" * filled + "-" * (self._width - filled)
+            text = f"[{bar}] {done:6.1%} {update.rows:,}/{update.total:,} rows  {_size(update.bytes)}  {rate}"
+        else:
+            text = f"{update.rows:,} rows  {_size(update.bytes)}  {rate}"
+        self._stream.write("\r" + text + "\x1b[K")
+        self._stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        if self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def command_run(arguments: argparse.Namespace) -> int:
+    try:
+        manifest = load_manifest(arguments.file)
+    except SpecError as error:
+        print(f"exportjob run: invalid manifest {arguments.file}:", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"  {line}", file=sys.stderr)
+        return USAGE_ERROR
+    credentials = Credentials.from_env()
+    if arguments.dsn:
+        credentials = Credentials(postgres_dsn=arguments.dsn, http_bearer_token=credentials.http_bearer_token)
+    progress_line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = execute(
+            manifest.spec, arguments.output_dir, credentials, progress_line, PROGRESS_REDRAW_SECONDS
+        )
+    finally:
+        if progress_line is not None:
+            progress_line.finish()
+    if not result.ok:
+        print(f"exportjob run: {result.reason}: {result.message}", file=sys.stderr)
+    print(result.to_json())
+    return result.exit_code
+
+
+def _output_directory(value: str) -> str:
+    os.makedirs(value, exist_ok=True)
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="exportjob", description="ExportJob command line.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = commands.add_parser(
+        "run", help="run one ExportJob manifest locally, without a cluster",
+        description="Run one ExportJob manifest locally and print the result JSON as the last line of stdout.",
+    )
+    run.add_argument("-f", "--file", required=True, metavar="MANIFEST.yaml", help="the ExportJob manifest")
+    run.add_argument(
+        "--output-dir", required=True, type=_output_directory, metavar="DIR",
+        help="directory standing for the volume root: the file is written to DIR/<spec.output.path>",
+    )
+    run.add_argument(
+        "--dsn", help="PostgreSQL connection string (default: the EXPORTJOB_POSTGRES_DSN environment variable)"
+    )
+    run.set_defaults(handler=command_run)
+    return parser
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments: Any = build_parser().parse_args(argv)
+    handler: Handler = arguments.handler
+    return handler(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The operator's only door to the Kubernetes API (the official `kubernetes` client).
+
+Everything returns plain dictionaries as the API server sent them (no model
+classes), so the pure modules can be fed the same shapes in unit tests. Reads
+are direct LISTs and GETs against the API server — consistent reads, not a
+cache — because admission must count what exists now.
+
+RBAC this module needs (the chart grants exactly this): exportjobs get/list/watch,
+exportjobs/status patch; jobs list/watch/create/delete; pods list;
+persistentvolumeclaims get; serviceaccounts get; secrets get (only to check that a referenced key
+exists; values are never read into logs or status); events create.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from exportjob.spec import API_GROUP, API_VERSION, PLURAL
+
+log = logging.getLogger(__name__)
+COMPONENT = "exportjob-operator"
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409): someone else acted first."""
+
+
+class NotOurs(Exception):
+    """An object with the worker Job's name exists but belongs to another owner."""
+
+
+def load_client_configuration() -> client.ApiClient:
+    """In-cluster credentials when running in a Pod, else the current kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _data(response: Any) -> dict[str, Any]:
+    return json.loads(response.data)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class KubeApi:
+    def __init__(self, api_client: client.ApiClient, namespaces: Iterable[str] = ()) -> None:
+        self.namespaces = list(namespaces)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    # --- ExportJobs -------------------------------------------------------
+    def list_exportjobs(self) -> list[dict[str, Any]]:
+        if not self.namespaces:
+            return self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL)["items"]
+        items: list[dict[str, Any]] = []
+        for namespace in self.namespaces:
+            items += self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL)["items"]
+        return items
+
+    def patch_exportjob_status(
+        self, namespace: str, name: str, status_patch: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any]:
+        """Merge-patch the status; with `resource_version`, fail with Conflict if the object changed meanwhile."""
+        body: dict[str, Any] = {"status": status_patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            return self.custom.patch_namespaced_custom_object_status(API_GROUP, API_VERSION, namespace, PLURAL, name, body)
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"{namespace}/{name} changed meanwhile") from None
+            raise
+
+    # --- worker Jobs ------------------------------------------------------
+    def list_jobs(self, label_selector: str) -> list[dict[str, Any]]:
+        if not self.namespaces:
+            return _data(self.batch.list_job_for_all_namespaces(label_selector=label_selector, _preload_content=False))["items"]
+        items: list[dict[str, Any]] = []
+        for namespace in self.namespaces:
+            response = self.batch.list_namespaced_job(namespace, label_selector=label_selector, _preload_content=False)
+            items += _data(response)["items"]
+        return items
+
+    def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create the Job, or adopt the existing one of the same name and owner. Returns (job, created)."""
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            return _data(self.batch.create_namespaced_job(namespace, manifest, _preload_content=False)), True
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        existing = _data(self.batch.read_namespaced_job(manifest["metadata"]["name"], namespace, _preload_content=False))
+        wanted = manifest["metadata"]["ownerReferences"][0]["uid"]
+        owners = [ref.get("uid") for ref in existing["metadata"].get("ownerReferences") or []]
+        if wanted not in owners:
+            raise NotOurs(f"Job {namespace}/{manifest['metadata']['name']} exists and is not owned by this ExportJob")
+        return existing, False
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a worker Job; foreground, so it stays listed (holding its slot) until its Pods are gone."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        response = self.core.list_namespaced_pod(
+            namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}", _preload_content=False
+        )
+        return _data(response)["items"]
+
+    # --- prerequisites ------------------------------------------------------
+    def claim_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.read_namespaced_persistent_volume_claim(name, namespace, _preload_content=False)
+            return True
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.read_namespaced_service_account(name, namespace, _preload_content=False)
+            return True
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+
+    def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
+        """None when Secret `name` has `key`; otherwise what is missing. Never returns or logs the value."""
+        try:
+            secret = _data(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+        except ApiException as error:
+            if error.status == 404:
+                return f'Secret "{name}" not found in namespace "{namespace}"'
+            raise
+        if key not in (secret.get("data") or {}) and key not in (secret.get("stringData") or {}):
+            return f'Secret "{name}" has no key "{key}"'
+        return None
+
+    # --- events ------------------------------------------------------------
+    def post_event(self, exportjob: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the ExportJob (what `kubectl describe` and `kubectl get events` show)."""
+        meta = exportjob["metadata"]
+        now = _now()
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": "ExportJob", "name": meta["name"],
+                "namespace": meta["namespace"], "uid": meta["uid"], "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event_type, "reason": reason, "message": message[:1024],
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
+        except ApiException as error:  # events are best effort; never fail a reconcile over one
+            log.warning("could not post event", extra={"reason": reason, "status": error.status})

@@ -1,0 +1,71 @@
+"""`exportjob-operator`: load settings, log them once, serve metrics, run Kopf until SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from exportjob.controller import handlers
+from exportjob.controller.kube import KubeApi, load_client_configuration
+from exportjob.controller.metrics import Metrics
+from exportjob.controller.reconciler import Reconciler
+from exportjob.controller.settings import SettingsError, load_settings
+
+log = logging.getLogger("exportjob.operator")
+
+_STANDARD_RECORD_KEYS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_RECORD_KEYS and not k.startswith("_")})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _configure_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = load_settings(argv)
+    except SettingsError as error:
+        print(f"exportjob-operator: invalid settings: {error}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_format)
+    log.info("starting", extra={"settings": settings.summary()})
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    api = KubeApi(load_client_configuration(), settings.namespaces)
+    handlers.install(Reconciler(api, settings, metrics))
+    kopf.run(
+        standalone=True,  # one active replica (Deployment strategy Recreate); no peering objects needed
+        clusterwide=settings.clusterwide,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+    )
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

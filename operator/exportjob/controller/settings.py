@@ -1,0 +1,118 @@
+"""The operator's settings: one typed object, loaded once at start-up from env and flags.
+
+Every setting has an environment variable `EXPORTJOB_<NAME>` (what the Helm
+chart sets) and a command-line flag `--<name>` (what a developer types); flags
+win. A bad value fails start-up with a message naming the variable. Pure apart
+from reading `os.environ` in `load_settings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "EXPORTJOB_"
+
+
+class OperatorSettings(BaseModel):
+    """What the operator does and how it builds worker Jobs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch (comma-separated); empty watches the whole cluster."
+    )
+    max_concurrent: int = Field(default=5, ge=1, le=10_000, description="Exports running at once, cluster-wide.")
+    max_concurrent_per_namespace: int = Field(
+        default=5, ge=1, le=10_000, description="Exports running at once in one namespace."
+    )
+    worker_image: str = Field(
+        default="ghcr.io/exportjob-operator/exportjob-operator:0.1.0", description="Image of the worker container."
+    )
+    worker_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
+    worker_service_account: str = Field(
+        default="default",
+        description="ServiceAccount of worker Pods, in each export's namespace (the worker needs no API access; no token is mounted).",
+    )
+    default_claim: str | None = Field(
+        default=None, description="PersistentVolumeClaim used when an ExportJob names none."
+    )
+    output_mount_path: str = Field(default="/var/lib/exportjob/output", description="Where the claim is mounted.")
+    worker_cpu_request: str = "100m"
+    worker_memory_request: str = "128Mi"
+    worker_cpu_limit: str | None = "1"
+    worker_memory_limit: str | None = "512Mi"
+    job_backoff_limit: int = Field(default=3, ge=0, le=20, description="Default retries of retryable failures.")
+    job_active_deadline_seconds: int = Field(default=3600, ge=1, description="Default deadline of an export.")
+    job_ttl_seconds_after_finished: int = Field(
+        default=86_400, ge=0, description="Default time a finished worker Job is kept."
+    )
+    resync_seconds: float = Field(default=10.0, gt=0, le=3600, description="Reconcile at least this often.")
+    metrics_port: int = Field(default=8080, ge=0, le=65_535, description="Port of /metrics (0 disables).")
+    health_port: int = Field(default=8081, ge=0, le=65_535, description="Port of the liveness endpoint /healthz.")
+    log_format: str = Field(default="json", pattern="^(json|plain)$")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    def summary(self) -> dict[str, Any]:
+        """What to log at start-up (nothing secret lives here)."""
+        return self.model_dump(mode="json")
+
+
+def _env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def build_argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exportjob-operator",
+        description="Run the ExportJob operator. Every flag can also be set as EXPORTJOB_<NAME> in the environment.",
+    )
+    for name, field in OperatorSettings.model_fields.items():
+        parser.add_argument(_flag_name(name), dest=name, default=None, help=f"{field.description or name} (env {_env_name(name)})")
+    return parser
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable or flag."""
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+    """Settings from `environ` (default os.environ) overridden by `argv` flags."""
+    environ = os.environ if environ is None else environ
+    flags = vars(build_argument_parser().parse_args(argv))
+    raw: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name in OperatorSettings.model_fields:
+        if flags.get(name) is not None:
+            raw[name], origin[name] = flags[name], _flag_name(name)
+        elif _env_name(name) in environ:
+            raw[name], origin[name] = environ[_env_name(name)], _env_name(name)
+    for name, value in list(raw.items()):
+        if value == "" and OperatorSettings.model_fields[name].default is None:
+            raw[name] = None
+    try:
+        return OperatorSettings.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors(include_url=False):
+            name = str(problem["loc"][0]) if problem["loc"] else "?"
+            problems.append(f"{origin.get(name, _env_name(name))}: {problem['msg']}")
+        raise SettingsError("; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""The export worker: sources, formats and the output contract (one ExportJob run)."""

@@ -1,0 +1,150 @@
+"""The export engine: source -> (projection) -> format writer -> atomic output, plus the manifest.
+
+`run_export` does one export and raises `ExportFailure` for expected failures;
+`execute` wraps it into an `ExportResult` either way (what the entry points
+`exportjob-worker` and `exportjob run` use). The source is opened before the
+output file is created, so an unreachable source leaves nothing behind.
+
+PostgreSQL -> CSV takes the COPY fast path (`copy_csv`): the server renders
+the CSV. Every other combination streams row batches through a writer with
+the `write_rows`/`close` interface (`CsvTableWriter`, `PdfTableWriter`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, BinaryIO, Protocol
+
+from exportjob.spec import API_GROUP, ExportJobSpec
+
+from .credentials import Credentials
+from .errors import ExportFailure, redact
+from .output import AtomicOutput, HashingSink
+from .result import ExportResult, timestamp, utc_now
+from .rows import project
+from .sources import open_source
+
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    rows: int
+    bytes: int
+    total: int | None  # rows expected, when the source knows
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class TableWriter(Protocol):
+    def write_rows(self, rows: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def exportjob_version() -> str:
+    try:
+        return metadata.version("exportjob-operator")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def make_writer(spec: ExportJobSpec, sink: BinaryIO, columns: list[str]) -> TableWriter:
+    if spec.format == "csv":
+        from .formats.csv_writer import CsvTableWriter
+
+        return CsvTableWriter(sink, columns, spec.csv_options)
+    from .formats.pdf_writer import PdfTableWriter
+
+    return PdfTableWriter(sink, columns, spec.pdf_options)
+
+
+class _Reporter:
+    """Calls the progress callback at most once per interval (and once at the end)."""
+
+    def __init__(self, callback: ProgressCallback | None, sink: HashingSink, total: int | None, interval: float):
+        self._callback = callback
+        self._sink = sink
+        self.total = total
+        self._interval = interval
+        self._next = time.monotonic() + interval
+
+    def __call__(self, rows: int, final: bool = False) -> None:
+        if self._callback is None:
+            return
+        now = time.monotonic()
+        if final or now >= self._next:
+            self._next = now + self._interval
+            self._callback(Progress(rows, self._sink.bytes, self.total))
+
+
+def run_export(
+    spec: ExportJobSpec,
+    output_root: str,
+    credentials: Credentials,
+    progress: ProgressCallback | None = None,
+    progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+) -> ExportResult:
+    """Run one export; return the success result or raise ExportFailure."""
+    started = utc_now()
+    with open_source(spec, credentials) as source, AtomicOutput(output_root, spec.output.path) as output:
+        sink = output.sink
+        copy_csv = getattr(source, "copy_csv", None)
+        if spec.format == "csv" and copy_csv is not None:
+            report = _Reporter(progress, sink, None, progress_interval)
+            rows, columns = copy_csv(sink, spec.columns, spec.csv_options, report)
+        else:
+            stream = project(source.stream(), spec.columns)
+            columns = stream.columns
+            report = _Reporter(progress, sink, stream.total, progress_interval)
+            writer = make_writer(spec, sink, columns)  # type: ignore[arg-type]
+            rows = 0
+            for batch in stream.batches:
+                writer.write_rows(batch)
+                rows += len(batch)
+                report(rows)
+            writer.close()
+        info = output.commit()
+        report(rows, final=True)
+        finished = utc_now()
+        manifest_path = output.write_manifest(
+            {
+                "apiVersion": f"{API_GROUP}/v1alpha1",
+                "kind": "ExportManifest",
+                "path": spec.output.path,
+                "format": spec.format,
+                "source": {"kind": spec.source.kind},
+                "columns": columns,
+                "rows": rows,
+                "bytes": info.bytes,
+                "sha256": info.sha256,
+                "startedAt": timestamp(started),
+                "finishedAt": timestamp(finished),
+                "exportjobVersion": exportjob_version(),
+            }
+        )
+    return ExportResult(
+        ok=True, path=spec.output.path, format=spec.format, source=spec.source.kind, started_at=started,
+        finished_at=finished, rows=rows, bytes=info.bytes, sha256=info.sha256, manifest_path=manifest_path,
+    )
+
+
+def execute(
+    spec: ExportJobSpec,
+    output_root: str,
+    credentials: Credentials,
+    progress: ProgressCallback | None = None,
+    progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+) -> ExportResult:
+    """`run_export`, with an expected failure turned into a failed result (secrets redacted)."""
+    started = utc_now()
+    try:
+        return run_export(spec, output_root, credentials, progress, progress_interval)
+    except ExportFailure as failure:
+        failure.message = redact(failure.message, credentials.secrets())
+        return ExportResult.failed(
+            failure, path=spec.output.path, format=spec.format, source=spec.source.kind, started_at=started
+        )

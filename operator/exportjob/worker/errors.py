@@ -1,0 +1,78 @@
+"""Why an export failed, and which exit code says so.
+
+Every expected failure of the worker is an `ExportFailure` carrying a CamelCase
+`reason` (it becomes the ExportJob condition's reason), an actionable `message`
+(never a secret: see `redact`) and whether retrying can help. The entry points
+(`exportjob-worker`, `exportjob run`) turn it into the result JSON and an exit
+code; the operator's Job fails fast on `PERMANENT_FAILURE` (podFailurePolicy
+FailJob) and lets the Job's backoff retry `RETRYABLE_FAILURE` and crashes.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Exit codes of `exportjob-worker` and `exportjob run` (sysexits.h names).
+SUCCESS = 0
+CRASHED = 1  # an unexpected exception: a bug or the environment; the operator reports WorkerCrashed and retries
+PERMANENT_FAILURE = 65  # EX_DATAERR: retrying cannot help (bad spec, bad SQL, malformed source, ...)
+RETRYABLE_FAILURE = 75  # EX_TEMPFAIL: the same spec may succeed later (source down, timeout, disk full, ...)
+USAGE_ERROR = 2  # `exportjob run` only: invalid command line or manifest
+
+
+class Reason:
+    """The failure reasons, as they appear in the result JSON and the ExportJob's conditions."""
+
+    INVALID_SPEC = "InvalidSpec"  # the spec is invalid, or names a column the source does not have
+    MISSING_CREDENTIALS = "MissingCredentials"  # the secret's environment variable is absent or empty
+    INVALID_CREDENTIALS = "InvalidCredentials"  # the DSN does not parse, or the server rejects the login
+    SOURCE_UNREACHABLE = "SourceUnreachable"  # connection refused, DNS, reset, HTTP 5xx/429/408: retryable
+    SOURCE_TIMEOUT = "SourceTimeout"  # statement_timeout or HTTP read timeout: retryable
+    SOURCE_REJECTED = "SourceRejected"  # HTTP 4xx (other than 408/429): permanent
+    QUERY_FAILED = "QueryFailed"  # PostgreSQL rejected the query: permanent, with the server's message
+    MALFORMED_SOURCE = "MalformedSource"  # a record that does not parse, named by line or byte offset
+    UNENCODABLE_TEXT = "UnencodableText"  # a character the chosen CSV encoding cannot represent
+    OUTPUT_PATH_INVALID = "OutputPathInvalid"  # absolute, '..', a symlink escaping the root, a directory
+    DISK_FULL = "DiskFull"  # ENOSPC/EDQUOT while writing: retryable (space may be freed); partial file removed
+    WRITE_FAILED = "WriteFailed"  # any other write error (EIO, EROFS, EACCES...): retryable; partial file removed
+    INTERRUPTED = "Interrupted"  # SIGTERM/SIGINT during the export: retryable; partial file removed
+    WORKER_CRASHED = "WorkerCrashed"  # an unexpected exception (exit code 1): retryable
+
+
+class ExportFailure(Exception):
+    """An expected failure of one export: reason, actionable message, and whether a retry may succeed."""
+
+    def __init__(self, reason: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+
+    @property
+    def exit_code(self) -> int:
+        return RETRYABLE_FAILURE if self.retryable else PERMANENT_FAILURE
+
+    def __repr__(self) -> str:
+        return f"ExportFailure({self.reason!r}, {self.message!r}, retryable={self.retryable})"
+
+
+def permanent(reason: str, message: str) -> ExportFailure:
+    return ExportFailure(reason, message, retryable=False)
+
+
+def retryable(reason: str, message: str) -> ExportFailure:
+    return ExportFailure(reason, message, retryable=True)
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every occurrence of each secret by '***'.
+
+    A last line of defence: messages are built not to contain secrets, but a
+    server or library message may echo a connection string back.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,1 @@
+"""Output formats written by the worker."""

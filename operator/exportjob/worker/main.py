@@ -1,0 +1,146 @@
+"""`exportjob-worker`: the container entry point of an ExportJob's worker Pod.
+
+Takes the spec as JSON (`--spec-json`, `--spec-file`, or the `EXPORTJOB_SPEC`
+environment variable, in that order), runs the export under `--output-root`,
+logs JSON lines on stderr (started, progress, finished/failed; never a
+secret), writes the result JSON (<= 4 KiB) to `--termination-log`
+(default /dev/termination-log, which Kubernetes reads back into the Pod's
+status) and to stdout, and exits 0 (success), 65 (permanent failure),
+75 (retryable failure) or 1 (crash: a bug; the operator reports WorkerCrashed
+and retries). SIGTERM/SIGINT remove the partial file and exit 75.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any, TextIO
+
+from exportjob.spec import ExportJobSpec, SpecError, parse_spec
+
+from .credentials import Credentials
+from .engine import Progress, execute
+from .errors import CRASHED, ExportFailure, Reason, permanent, redact, retryable
+from .result import ExportResult, fit_json, timestamp, utc_now
+
+SPEC_ENV = "EXPORTJOB_SPEC"
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+PROGRESS_LOG_INTERVAL_SECONDS = 5.0
+
+
+class JsonLog:
+    """One JSON object per line on a stream: {"time", "level", "event", ...fields}."""
+
+    def __init__(self, stream: TextIO, secrets: Sequence[str] = ()) -> None:
+        self._stream = stream
+        self._secrets = list(secrets)
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        record = {"time": timestamp(utc_now()), "level": level, "event": event, **fields}
+        line = redact(json.dumps(record, default=str, ensure_ascii=False), self._secrets)
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="exportjob-worker", description=__doc__.split("\n\n")[0])
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--spec-json", help="the ExportJob spec as JSON")
+    given.add_argument("--spec-file", help="a file holding the spec as JSON")
+    parser.add_argument(
+        "--output-root", default=os.environ.get("EXPORTJOB_OUTPUT_ROOT"),
+        help="directory that output.path is relative to (the mounted volume); env EXPORTJOB_OUTPUT_ROOT",
+    )
+    parser.add_argument("--termination-log", default=DEFAULT_TERMINATION_LOG, help="where to write the result JSON")
+    arguments = parser.parse_args(argv)
+    if not arguments.output_root:
+        parser.error("--output-root is required (or set EXPORTJOB_OUTPUT_ROOT)")
+    return arguments
+
+
+def load_spec(arguments: argparse.Namespace) -> ExportJobSpec:
+    """The spec from the arguments or the environment; InvalidSpec failure when absent or invalid."""
+    try:
+        if arguments.spec_json is not None:
+            text = arguments.spec_json
+        elif arguments.spec_file is not None:
+            with open(arguments.spec_file, encoding="utf-8") as file:
+                text = file.read()
+        elif os.environ.get(SPEC_ENV):
+            text = os.environ[SPEC_ENV]
+        else:
+            raise permanent(Reason.INVALID_SPEC, f"no spec given: use --spec-json, --spec-file or {SPEC_ENV}")
+        return parse_spec(json.loads(text))
+    except (OSError, ValueError) as error:  # SpecError and JSONDecodeError are ValueErrors
+        detail = str(error) if isinstance(error, SpecError) else f"the spec is not valid JSON: {error}"
+        raise permanent(Reason.INVALID_SPEC, detail) from None
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise retryable(Reason.INTERRUPTED, f"the worker received {signal.Signals(signum).name} and stopped; "
+                    "the partial file was removed")
+
+
+def write_result(text: str, termination_log: str, log: JsonLog) -> None:
+    try:
+        with open(termination_log, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as error:
+        log("termination_log.unwritable", level="warning", path=termination_log, error=os.strerror(error.errno or 0))
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    credentials = Credentials.from_env()
+    log = JsonLog(sys.stderr, credentials.secrets())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupt)
+    started = utc_now()
+    spec: ExportJobSpec | None = None
+    try:
+        spec = load_spec(arguments)
+        log("export.started", format=spec.format, source=spec.source.kind, path=spec.output.path)
+        clock = {"start": time.monotonic()}
+
+        def progress(update: Progress) -> None:
+            elapsed = max(time.monotonic() - clock["start"], 1e-9)
+            log("export.progress", rows=update.rows, bytes=update.bytes, totalRows=update.total,
+                rowsPerSecond=round(update.rows / elapsed))
+
+        result = execute(spec, arguments.output_root, credentials, progress, PROGRESS_LOG_INTERVAL_SECONDS)
+    except ExportFailure as failure:  # an invalid spec, or a signal outside the engine
+        result = ExportResult.failed(
+            failure, path=spec.output.path if spec else "", format=spec.format if spec else "",
+            source=spec.source.kind if spec else "", started_at=started,
+        )
+    except Exception as error:  # a bug: report it, exit 1; the operator retries it as WorkerCrashed
+        log("export.crashed", level="error", error=f"{type(error).__name__}: {error}",
+            traceback=traceback.format_exc())
+        crash = fit_json({
+            "ok": False, "rows": 0, "bytes": 0, "sha256": None,
+            "path": spec.output.path if spec else "", "format": spec.format if spec else "",
+            "startedAt": timestamp(started), "finishedAt": timestamp(utc_now()),
+            "reason": Reason.WORKER_CRASHED, "retryable": True,
+            "message": redact(f"unexpected error: {type(error).__name__}: {error}", credentials.secrets()),
+        })
+        write_result(crash, arguments.termination_log, log)
+        return CRASHED
+    if result.ok:
+        log("export.finished", rows=result.rows, bytes=result.bytes, sha256=result.sha256, path=result.path)
+    else:
+        log("export.failed", level="error", reason=result.reason, message=result.message, retryable=result.retryable)
+    write_result(result.to_json(), arguments.termination_log, log)
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

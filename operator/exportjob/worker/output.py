@@ -1,0 +1,276 @@
+"""The output contract: a file appears under its final name complete, or not at all, inside the output root.
+
+`AtomicOutput(root, path)`:
+1. checks `path` lexically (`check_relative_path`: relative, no `..`), then walks
+   it from the root one directory at a time with directory file descriptors,
+   creating missing directories, and verifies each opened directory's real
+   path is inside the real root (a symlink that stays inside is followed, one
+   that escapes is refused; checking the opened descriptor leaves no race);
+   an existing symlink or directory under the final name is refused;
+2. writes `<name>.<random>.part` (O_CREAT|O_EXCL|O_NOFOLLOW, so two attempts
+   of the same export never share a file), counting bytes and computing the
+   sha256 while streaming (`sink`);
+3. `commit()`: fsync the file, rename it over the final name, fsync the directory;
+4. on any exception before the commit, the `.part` file is removed; a write
+   error is reported as `DiskFull` (ENOSPC, EDQUOT) or `WriteFailed`, saying the
+   partial file was removed;
+5. `write_manifest()` writes `<name>.manifest.json` beside it the same way.
+   It is written last: its presence means the export is complete.
+
+Linux only (the real path of a directory descriptor is read from /proc/self/fd).
+Used by `exportjob.worker.engine`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from exportjob.spec import check_relative_path
+
+from .errors import ExportFailure, Reason, permanent, retryable
+
+WRITE_BUFFER_BYTES = 1024 * 1024
+MANIFEST_SUFFIX = ".manifest.json"
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_PART_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_PERMANENT_WRITE_ERRORS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENAMETOOLONG)
+
+
+def write_failure(error: OSError, path: str, written: int | None = None) -> ExportFailure:
+    """An OSError while writing `path`, as the failure to report (the caller removes the partial file)."""
+    after = f" after {written} bytes" if written is not None else ""
+    cause = os.strerror(error.errno) if error.errno else str(error)
+    if error.errno in _DISK_FULL:
+        return retryable(
+            Reason.DISK_FULL,
+            f"the output volume is full ({cause}) while writing {path}{after}; the partial file was removed. "
+            "Free space or use a larger volume; the export is retried",
+        )
+    message = f"cannot write {path}{after}: {cause}; the partial file was removed"
+    if error.errno in _PERMANENT_WRITE_ERRORS:
+        return permanent(Reason.WRITE_FAILED, message)
+    return retryable(Reason.WRITE_FAILED, message)
+
+
+def _real_path(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def open_parent_directory(root: str, path: str) -> tuple[int, str]:
+    """A descriptor of the directory that will hold `path` (created as needed) and the file name.
+
+    Raises OutputPathInvalid for unsafe paths and WriteFailed when a directory cannot be created.
+    """
+    try:
+        check_relative_path(path)
+    except ValueError as error:
+        raise permanent(Reason.OUTPUT_PATH_INVALID, f"output.path {path!r}: {error}") from None
+    *directories, name = [part for part in path.split("/") if part not in ("", ".")]
+    try:
+        fd = os.open(root, _DIRECTORY_FLAGS)
+    except OSError as error:
+        raise retryable(
+            Reason.WRITE_FAILED, f"cannot open the output root: {os.strerror(error.errno or 0)}"
+        ) from None
+    try:
+        real_root = _real_path(fd)
+        walked = []
+        for directory in directories:
+            walked.append(directory)
+            shown = "/".join(walked)
+            try:
+                os.mkdir(directory, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            except OSError as error:
+                if error.errno == errno.ENAMETOOLONG:
+                    raise permanent(Reason.OUTPUT_PATH_INVALID, f"output.path {path!r}: {shown}: name too long") from None
+                raise write_failure(error, shown) from None
+            try:
+                child = os.open(directory, _DIRECTORY_FLAGS, dir_fd=fd)
+            except OSError as error:
+                raise permanent(
+                    Reason.OUTPUT_PATH_INVALID,
+                    f"output.path {path!r}: {shown} is not a usable directory ({os.strerror(error.errno or 0)})",
+                ) from None
+            os.close(fd)
+            fd = child
+            if not _inside(_real_path(fd), real_root):
+                raise permanent(
+                    Reason.OUTPUT_PATH_INVALID,
+                    f"output.path {path!r}: {shown} is a symlink leading outside the output volume",
+                )
+        try:
+            existing = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            existing = None
+        except OSError as error:
+            raise permanent(
+                Reason.OUTPUT_PATH_INVALID, f"output.path {path!r}: {os.strerror(error.errno or 0)}"
+            ) from None
+        if existing is not None:
+            if stat.S_ISLNK(existing.st_mode):
+                raise permanent(
+                    Reason.OUTPUT_PATH_INVALID, f"output.path {path!r} is an existing symlink; refusing to replace it"
+                )
+            if stat.S_ISDIR(existing.st_mode):
+                raise permanent(Reason.OUTPUT_PATH_INVALID, f"output.path {path!r} is an existing directory")
+        return fd, name
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class HashingSink:
+    """A binary sink that counts bytes and updates a sha256 as data passes to the file."""
+
+    def __init__(self, file: io.BufferedWriter, path: str) -> None:
+        self._file = file
+        self._path = path
+        self._hash = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data: Any) -> int:
+        self._hash.update(data)
+        try:
+            self._file.write(data)
+        except OSError as error:
+            raise write_failure(error, self._path, self.bytes) from None
+        size = len(data) if not isinstance(data, memoryview) else data.nbytes
+        self.bytes += size
+        return size
+
+    def flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as error:
+            raise write_failure(error, self._path, self.bytes) from None
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    path: str
+    bytes: int
+    sha256: str
+
+
+class AtomicOutput:
+    """Context manager: `sink` to write, `commit()` to publish; anything else leaves no file behind."""
+
+    def __init__(self, root: str, path: str) -> None:
+        self.root = root
+        self.path = path
+        self._dir_fd: int | None = None
+        self._name = ""
+        self._part = ""
+        self._file: io.BufferedWriter | None = None
+        self._sink: HashingSink | None = None
+        self._committed = False
+
+    def __enter__(self) -> AtomicOutput:
+        self._dir_fd, self._name = open_parent_directory(self.root, self.path)
+        try:
+            self._part = self._part_name(self._name)
+            try:
+                fd = os.open(self._part, _PART_FLAGS, 0o644, dir_fd=self._dir_fd)
+            except OSError as error:
+                if error.errno == errno.ENAMETOOLONG:
+                    raise permanent(
+                        Reason.OUTPUT_PATH_INVALID, f"output.path {self.path!r}: file name too long"
+                    ) from None
+                raise write_failure(error, self.path) from None
+            self._file = io.BufferedWriter(io.FileIO(fd, "wb"), WRITE_BUFFER_BYTES)
+            self._sink = HashingSink(self._file, self.path)
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    @staticmethod
+    def _part_name(name: str) -> str:
+        suffix = f".{secrets.token_hex(4)}.part"
+        return name[: 255 - len(suffix)] + suffix if len(name.encode()) + len(suffix) > 255 else name + suffix
+
+    @property
+    def sink(self) -> HashingSink:
+        if self._sink is None:
+            raise RuntimeError("AtomicOutput used outside its context")
+        return self._sink
+
+    def commit(self) -> OutputInfo:
+        """fsync, rename over the final name, fsync the directory; return size and sha256."""
+        assert self._file is not None and self._sink is not None and self._dir_fd is not None
+        sink = self._sink
+        sink.flush()
+        try:
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.rename(self._part, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            self._committed = True
+            os.fsync(self._dir_fd)
+        except OSError as error:
+            raise write_failure(error, self.path, sink.bytes) from None
+        return OutputInfo(self.path, sink.bytes, sink.hexdigest())
+
+    def write_manifest(self, manifest: dict[str, Any]) -> str:
+        """Write `<name>.manifest.json` atomically beside the committed file; return its relative path."""
+        assert self._dir_fd is not None and self._committed
+        name = self._name + MANIFEST_SUFFIX
+        relative = self.path + MANIFEST_SUFFIX
+        part = self._part_name(name)
+        data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        try:
+            fd = os.open(part, _PART_FLAGS, 0o644, dir_fd=self._dir_fd)
+            try:
+                with io.FileIO(fd, "wb") as file:
+                    file.write(data)
+                    os.fsync(fd)
+                os.rename(part, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            except BaseException:
+                _unlink_quietly(part, self._dir_fd)
+                raise
+            os.fsync(self._dir_fd)
+        except OSError as error:
+            raise write_failure(error, relative) from None
+        return relative
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._file is not None and not self._file.closed:
+            try:
+                self._file.close()
+            except OSError:
+                pass  # e.g. ENOSPC again while flushing the buffer: the file is removed below anyway
+        if self._dir_fd is not None:
+            if self._part and not self._committed:
+                _unlink_quietly(self._part, self._dir_fd)
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass

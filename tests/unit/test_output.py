@@ -1,0 +1,168 @@
+"""The output contract: safe path resolution, atomic publish, hashing while streaming, cleanup on failure."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+
+import pytest
+
+from exportjob.worker.errors import ExportFailure, Reason
+from exportjob.worker.output import AtomicOutput, write_failure
+
+
+def files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_writes_atomically_with_size_and_sha256(tmp_path):
+    with AtomicOutput(str(tmp_path), "reports/2024/orders.csv") as output:
+        output.sink.write(b"a,b\r\n")
+        output.sink.write(memoryview(b"1,2\r\n"))
+        assert not (tmp_path / "reports/2024/orders.csv").exists()
+        parts = [p.name for p in (tmp_path / "reports/2024").iterdir()]
+        assert len(parts) == 1 and parts[0].startswith("orders.csv.") and parts[0].endswith(".part")
+        info = output.commit()
+        manifest = output.write_manifest({"rows": 1})
+    final = tmp_path / "reports/2024/orders.csv"
+    assert final.read_bytes() == b"a,b\r\n1,2\r\n"
+    assert info.bytes == 10 and info.sha256 == hashlib.sha256(b"a,b\r\n1,2\r\n").hexdigest()
+    assert manifest == "reports/2024/orders.csv.manifest.json"
+    assert json.loads((tmp_path / manifest).read_text()) == {"rows": 1}
+    assert files(tmp_path) == [
+        "reports", "reports/2024", "reports/2024/orders.csv", "reports/2024/orders.csv.manifest.json",
+    ]
+
+
+def test_replaces_an_existing_file(tmp_path):
+    (tmp_path / "x.csv").write_text("old")
+    with AtomicOutput(str(tmp_path), "x.csv") as output:
+        output.sink.write(b"new")
+        output.commit()
+    assert (tmp_path / "x.csv").read_text() == "new"
+
+
+def test_exception_removes_the_partial_file(tmp_path):
+    with pytest.raises(RuntimeError):
+        with AtomicOutput(str(tmp_path), "d/x.csv") as output:
+            output.sink.write(b"partial")
+            raise RuntimeError("boom")
+    assert files(tmp_path) == ["d"]
+
+
+def test_leaving_without_commit_publishes_nothing(tmp_path):
+    with AtomicOutput(str(tmp_path), "x.csv") as output:
+        output.sink.write(b"data")
+    assert files(tmp_path) == []
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../x.csv", "a/../../x.csv", "a/", "", "a\\b"])
+def test_lexically_unsafe_paths_are_refused(tmp_path, path):
+    with pytest.raises(ExportFailure) as caught:
+        with AtomicOutput(str(tmp_path / "root"), path):
+            pass
+    assert caught.value.reason == Reason.OUTPUT_PATH_INVALID and not caught.value.retryable
+
+
+def test_symlinked_parent_escaping_the_root_is_refused_and_nothing_is_created_outside(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    with pytest.raises(ExportFailure) as caught:
+        with AtomicOutput(str(root), "link/sub/x.csv"):
+            pass
+    assert caught.value.reason == Reason.OUTPUT_PATH_INVALID
+    assert "outside the output volume" in caught.value.message
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinked_parent_escaping_through_dotdot_target_is_refused(tmp_path):
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "up").symlink_to("../..")
+    with pytest.raises(ExportFailure, match="outside the output volume"):
+        with AtomicOutput(str(root), "a/up/x.csv"):
+            pass
+
+
+def test_symlinked_parent_inside_the_root_is_followed(tmp_path):
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to("real")
+    with AtomicOutput(str(root), "alias/x.csv") as output:
+        output.sink.write(b"ok")
+        output.commit()
+    assert (root / "real" / "x.csv").read_bytes() == b"ok"
+
+
+def test_symlink_as_final_name_is_refused(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    target = tmp_path / "target.csv"
+    target.write_text("keep")
+    (root / "x.csv").symlink_to(target)
+    with pytest.raises(ExportFailure, match="existing symlink"):
+        with AtomicOutput(str(root), "x.csv"):
+            pass
+    assert target.read_text() == "keep"
+
+
+def test_directory_as_final_name_or_file_as_parent_is_refused(tmp_path):
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(ExportFailure, match="existing directory"):
+        with AtomicOutput(str(tmp_path), "dir.csv"):
+            pass
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportFailure) as caught:
+        with AtomicOutput(str(tmp_path), "file/x.csv"):
+            pass
+    assert caught.value.reason == Reason.OUTPUT_PATH_INVALID
+
+
+def test_very_long_file_name_is_a_clear_failure(tmp_path):
+    with pytest.raises(ExportFailure) as caught:
+        with AtomicOutput(str(tmp_path), "x" * 300 + ".csv"):
+            pass
+    assert caught.value.reason == Reason.OUTPUT_PATH_INVALID
+
+
+class FullFile:
+    """A file object whose writes fail like a full disk after `room` bytes."""
+
+    def __init__(self, real, room: int, code: int = errno.ENOSPC) -> None:
+        self._real, self._room, self._code = real, room, code
+
+    def write(self, data):
+        if len(data) > self._room:
+            raise OSError(self._code, os.strerror(self._code))
+        self._room -= len(data)
+        return self._real.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+@pytest.mark.parametrize(
+    "code, reason, retryable",
+    [(errno.ENOSPC, Reason.DISK_FULL, True), (errno.EDQUOT, Reason.DISK_FULL, True),
+     (errno.EIO, Reason.WRITE_FAILED, True), (errno.EROFS, Reason.WRITE_FAILED, False)],
+)
+def test_write_errors_become_failures_and_remove_the_partial_file(tmp_path, code, reason, retryable):
+    with pytest.raises(ExportFailure) as caught:
+        with AtomicOutput(str(tmp_path), "x.csv") as output:
+            output.sink._file = FullFile(output.sink._file, room=5, code=code)
+            output.sink.write(b"12345")
+            output.sink.write(b"6789")
+    failure = caught.value
+    assert (failure.reason, failure.retryable) == (reason, retryable)
+    assert "x.csv after 5 bytes" in failure.message and "partial file was removed" in failure.message
+    assert files(tmp_path) == []
+
+
+def test_write_failure_message_names_the_cause():
+    failure = write_failure(OSError(errno.ENOSPC, "No space left on device"), "a/b.csv", 42)
+    assert failure.reason == Reason.DISK_FULL
+    assert "No space left on device" in failure.message and "a/b.csv after 42 bytes" in failure.message
