@@ -38,9 +38,9 @@ say "Waiting for the exports to finish"
 kubectl -n exportjob-demo get exportjobs -o wide
 deadline=$(( $(date +%s) + 300 ))
 while :; do
-  phases=$(kubectl -n exportjob-demo get exportjobs -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}')
-  unfinished=$(grep -cvE '^(Succeeded|Failed)$' <<<"$phases" || true)
-  [ "$unfinished" -eq 0 ] && break
+  total=$(kubectl -n exportjob-demo get exportjobs -o name | wc -l)
+  finished=$( (kubectl -n exportjob-demo get exportjobs -o jsonpath='{range .items[*]}[{.status.phase}]{end}' | grep -oE '\[(Succeeded|Failed)\]' || true) | wc -l)
+  [ "$finished" -eq "$total" ] && break
   if [ "$(date +%s)" -gt "$deadline" ]; then
     echo "ERROR: exports did not finish in time; operator log: $state/logs/operator.log" >&2
     kubectl -n exportjob-demo get exportjobs -o wide >&2

@@ -85,8 +85,9 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         if len(branches) == 1:
             return _resolve({**branches[0], **rest}, defs)
         # A union of JSON scalars (inline cells): any value, checked by the worker.
+        # `nullable` lets CEL rules over the whole spec (immutability) see null cells.
         rest.pop("default", None)
-        return _resolve({**rest, "x-kubernetes-preserve-unknown-fields": True}, defs)
+        return _resolve({**rest, "nullable": True, "x-kubernetes-preserve-unknown-fields": True}, defs)
     result: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS or (key == "default" and value is None):

@@ -67,6 +67,10 @@ def _parse_time(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
+def _ids(ej: dict[str, Any]) -> dict[str, str]:
+    return {"namespace": ej["metadata"].get("namespace", ""), "exportjob": ej["metadata"].get("name", "")}
+
+
 def job_finished(job: dict[str, Any]) -> bool:
     return any(
         c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
@@ -136,44 +140,34 @@ class Reconciler:
         queued: dict[tuple[str, str], tuple[dict[str, Any], ExportJobSpec, ExportJobStatus]] = {}
         waiting: list[Waiting] = []
         for ej in exportjobs:
-            meta = ej["metadata"]
-            if meta.get("deletionTimestamp"):
-                continue
-            status = ExportJobStatus.model_validate(ej.get("status") or {})
-            if status.is_terminal:
-                continue
             try:
-                spec = parse_spec(ej.get("spec") or {})
-            except SpecError as error:
-                self._finish_invalid(ej, status, str(error))
+                entry = self._classify(ej, jobs_by_owner.get(ej["metadata"]["uid"]))
+            except Exception:  # one broken object must not stall every other export
+                log.exception("reconciling an ExportJob failed", extra=_ids(ej))
                 continue
-            job = jobs_by_owner.get(meta["uid"])
-            if job is not None:
-                self._follow(ej, spec, status, job)
+            if entry is None:
                 continue
-            if status.phase == "Running":
-                self.api.post_event(ej, "Warning", "WorkerJobMissing",
-                                    "the worker Job disappeared before its result was recorded; the export is queued again")
-            problem = self._missing_prerequisite(meta["namespace"], spec)
-            if problem is not None:
-                self._write(ej, status, transitions.waiting(
-                    status, reason=problem[0], message=problem[1], now=self._now(), generation=meta.get("generation")))
-                continue
-            key = (meta["namespace"], meta["name"])
-            queued[key] = (ej, spec, status)
-            waiting.append(Waiting(meta["namespace"], meta["name"], spec.priority, meta.get("creationTimestamp", ""), meta["uid"]))
+            meta = ej["metadata"]
+            queued[(meta["namespace"], meta["name"])] = entry
+            waiting.append(Waiting(meta["namespace"], meta["name"], entry[1].priority,
+                                   meta.get("creationTimestamp", ""), meta["uid"]))
 
         # 3. Admission, in one place.
         plan = plan_admission(waiting, running, self.limits)
         admitted = 0
         for candidate in plan.admit:
             ej, spec, status = queued[candidate.key]
-            if self._admit(ej, spec, status):
-                admitted += 1
+            try:
+                admitted += self._admit(ej, spec, status)
+            except Exception:
+                log.exception("admitting an ExportJob failed", extra=_ids(ej))
         for key, position in plan.positions.items():
             ej, _spec, status = queued[key]
-            self._write(ej, status, transitions.queued(
-                status, position=position, now=self._now(), generation=ej["metadata"].get("generation")))
+            try:
+                self._write(ej, status, transitions.queued(
+                    status, position=position, now=self._now(), generation=ej["metadata"].get("generation")))
+            except Exception:
+                log.exception("writing a queue position failed", extra=_ids(ej))
 
         # 4. Levels.
         self.metrics.set_levels(
@@ -181,6 +175,34 @@ class Reconciler:
         )
 
     # --- steps ------------------------------------------------------------------
+    def _classify(
+        self, ej: dict[str, Any], job: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], ExportJobSpec, ExportJobStatus] | None:
+        """Follow an unfinished export; return it when it is ready and waits for a slot."""
+        meta = ej["metadata"]
+        if meta.get("deletionTimestamp"):
+            return None
+        status = ExportJobStatus.model_validate(ej.get("status") or {})
+        if status.is_terminal:
+            return None
+        try:
+            spec = parse_spec(ej.get("spec") or {})
+        except SpecError as error:
+            self._finish_invalid(ej, status, str(error))
+            return None
+        if job is not None:
+            self._follow(ej, spec, status, job)
+            return None
+        if status.phase == "Running":
+            self.api.post_event(ej, "Warning", "WorkerJobMissing",
+                                "the worker Job disappeared before its result was recorded; the export is queued again")
+        problem = self._missing_prerequisite(meta["namespace"], spec)
+        if problem is not None:
+            self._write(ej, status, transitions.waiting(
+                status, reason=problem[0], message=problem[1], now=self._now(), generation=meta.get("generation")))
+            return None
+        return (ej, spec, status)
+
     def _now(self) -> str:
         return _rfc3339(self.clock())
 
