@@ -3,10 +3,10 @@
 PY ?= .venv/bin/python
 BENCH_ARGS ?=
 
-bench: setup ## Throughput and peak RSS: PostgreSQL/synthetic -> CSV vs psql/csv.writer, PDF vs LongTable.
+bench: setup system-deps ## Throughput and peak RSS: PostgreSQL/synthetic -> CSV vs psql/csv.writer, PDF vs LongTable.
 	$(PY) bench/run.py --json bench/out/results.json $(BENCH_ARGS)
 
-bench-quick: setup ## The benchmarks at reduced sizes, one run each (a smoke run).
+bench-quick: setup system-deps ## The benchmarks at reduced sizes, one run each (a smoke run).
 	$(PY) bench/run.py --quick --repeat 1 $(BENCH_ARGS)
 
 .PHONY: bench bench-quick

@@ -1,7 +1,7 @@
 # Operator targets: CRD generation, the demo, a local operator process.
 
 crds: setup ## Regenerate crds/ from the API models (operator/exportjob/spec.py, status.py).
-	$(PY) -c "from exportjob.crd import render_crd_yaml; open('crds/exportjob.io_exportjobs.yaml','w').write(render_crd_yaml())"
+	$(VENV)/bin/exportjob crd > crds/exportjob.io_exportjobs.yaml
 
 demo: setup | $(DEVCLUSTER_BINS) ## The main job: local cluster + CRD + operator + examples, then print results (leaves it running).
 	EXPORTJOB_STATE_DIR=$(abspath $(TESTENV_DIR)) hack/demo.sh

@@ -198,8 +198,8 @@ def main() -> None:
 
     by = {(r["writer"], r["records"]): r for r in results}
     print()
-    print(f"| rows | writer | rows/s | MB/s | peak RSS | pages | file size |")
-    print(f"|---:|---|---:|---:|---:|---:|---:|")
+    print("| rows | writer | rows/s | MB/s | peak RSS | pages | file size |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for r in results:
         name = {"source": "rows only, no PDF", "ours": "ours (streaming)", "longtable": "platypus LongTable"}[r["writer"]]
         print(f"| {r['records']:,} | {name} "

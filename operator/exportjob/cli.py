@@ -1,5 +1,7 @@
 """`exportjob`: the user's command line. Subcommands are registered in `build_parser`.
 
+`exportjob crd` prints the CustomResourceDefinition generated from the API model.
+
 `exportjob run -f MANIFEST.yaml --output-dir DIR [--dsn DSN]` runs one
 ExportJob manifest locally, without a cluster: the same engine as the worker
 Pod, writing `DIR/<spec.output.path>`. A progress line is drawn on stderr when
@@ -125,7 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--dsn", help="PostgreSQL connection string (default: the EXPORTJOB_POSTGRES_DSN environment variable)"
     )
     run.set_defaults(handler=command_run)
+    crd = commands.add_parser(
+        "crd", help="print the ExportJob CustomResourceDefinition (YAML)",
+        description="Print the CRD generated from the API model; `kubectl apply -f -` installs it.",
+    )
+    crd.set_defaults(handler=command_crd)
     return parser
+
+
+def command_crd(_arguments: argparse.Namespace) -> int:
+    from exportjob.crd import render_crd_yaml
+
+    sys.stdout.write(render_crd_yaml())
+    return 0
 
 
 Handler = Callable[[argparse.Namespace], int]

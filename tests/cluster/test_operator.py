@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from operator_harness import ExportJobs, OperatorProcess, metric, wait_until
+from operator_harness import metric, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -145,13 +145,15 @@ def test_waits_for_a_missing_claim_and_secret_without_holding_a_slot(exportjobs,
 
 
 def test_deleting_queued_and_running_exports_frees_their_slots(exportjobs, start_operator, devcluster, namespace):
-    start_operator(max_concurrent=1)
+    operator = start_operator(max_concurrent=1)
     exportjobs.create("long", synthetic(5_000_000, "long.csv"))
     exportjobs.wait_for_phase("long", "Running")
     exportjobs.create("queued", synthetic(10, "queued.csv"))
     assert exportjobs.wait_for_phase("queued", "Queued")["queuePosition"] == 1
     exportjobs.create("next", synthetic(10, "next.csv"))
-    exportjobs.wait_for_phase("next", "Queued")
+    assert exportjobs.wait_for_phase("next", "Queued")["queuePosition"] == 2
+    levels = wait_until(lambda: (s := operator.metrics()) and metric(s, "exportjob_queue_depth") == 2 and s, 15, "queue depth 2")
+    assert metric(levels, "exportjob_running") == 1
 
     exportjobs.delete("queued")
     exportjobs.delete("long")
@@ -193,3 +195,25 @@ def test_sigterm_stops_the_operator_cleanly(start_operator):
     started = time.monotonic()
     assert operator.stop() == 0
     assert time.monotonic() - started < 20
+
+
+def test_postgres_export_reads_the_dsn_from_a_secret(exportjobs, start_operator, postgres, devcluster, namespace):
+    postgres.execute("CREATE TABLE IF NOT EXISTS cluster_orders AS SELECT g AS id, 'name ' || g AS name, g * 1.5 AS amount "
+                     "FROM generate_series(1, 5000) g")
+    exportjobs.create_secret("pg", {"dsn": postgres.dsn()})
+    start_operator()
+    exportjobs.create("pg-orders", {
+        "format": "csv", "output": {"claimName": "exports", "path": "pg/orders.csv"},
+        "source": {"postgres": {"query": "SELECT id, name, amount FROM cluster_orders ORDER BY id",
+                                "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
+    })
+    status = exportjobs.wait_for_phase("pg-orders", ("Succeeded", "Failed"))
+    assert status["phase"] == "Succeeded", status
+    file = devcluster.volume_dir(namespace, "exports") / "pg" / "orders.csv"
+    lines = file.read_text().splitlines()
+    assert lines[0] == "id,name,amount" and lines[1] == "1,name 1,1.5" and len(lines) == 5001
+    assert status["sha256"] == sha256(file) and status["rows"] == 5000
+    (job,) = exportjobs.worker_jobs()
+    env = {e.name: e for e in job.spec.template.spec.containers[0].env}
+    assert env["EXPORTJOB_POSTGRES_DSN"].value is None  # only a secretKeyRef, never the value
+    assert env["EXPORTJOB_POSTGRES_DSN"].value_from.secret_key_ref.name == "pg"

@@ -114,3 +114,14 @@ def test_disk_full_removes_the_partial_file(exportjobs, start_operator, tiny_cla
     status = failed(exportjobs, "big")
     assert status["reason"] == "DiskFull"
     assert list(tiny_claim.iterdir()) == [], "a partial file was left behind"
+
+
+def test_query_failed_carries_the_servers_message_and_never_the_secret(exportjobs, start_operator, postgres):
+    exportjobs.create_secret("pg", {"dsn": postgres.dsn()})
+    start_operator()
+    source = {"postgres": {"query": "SELECT id FROM no_such_table", "connectionSecretRef": {"name": "pg", "key": "dsn"}}}
+    exportjobs.create("sql", export("sql.csv", source, backoffLimit=3))
+    status = failed(exportjobs, "sql")
+    assert status["reason"] == "QueryFailed" and "no_such_table" in status["message"]
+    assert status["attempts"] == 1  # permanent: not retried
+    assert postgres.password not in str(exportjobs.get("sql"))

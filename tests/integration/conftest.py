@@ -1,10 +1,6 @@
 """Real things for the worker's integration tests: a PostgreSQL server, an HTTP server, a tiny filesystem.
 
-- `postgres`: a throw-away PostgreSQL cluster (`bench/pgserver.py`, shared with
-  the benchmarks: Debian package `postgresql`, initdb in a temporary directory,
-  127.0.0.1 on a free port, scram password auth, run as the `postgres` user
-  when we are root); started once per session, stopped at the end. Missing
-  binaries fail the tests with the package to install; never skipped silently.
+- `postgres` and `unused_port` live in tests/conftest.py (shared with the cluster tests).
 - `http_server`: a `ThreadingHTTPServer` on 127.0.0.1 serving routes the test
   registers (fixed bodies, or chunked streams).
 - `tiny_volume`: a 1 MiB tmpfs mounted for one test (needs root), for real ENOSPC.
@@ -12,7 +8,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import threading
@@ -20,42 +15,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-def _load_pgserver():
-    """bench/pgserver.py: the one throw-away PostgreSQL cluster helper, shared with the benchmarks."""
-    path = Path(__file__).resolve().parents[2] / "bench" / "pgserver.py"
-    spec = importlib.util.spec_from_file_location("exportjob_bench_pgserver", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pgserver = _load_pgserver()
-free_port = pgserver.free_port
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (for connection-refused cases)."""
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Any]:
-    """A started `TempPostgres`: `.dsn(**overrides)`, `.execute(sql, params)`, `.password`, `.port`."""
-    try:
-        server = pgserver.TempPostgres().start()
-    except pgserver.PostgresUnavailable as error:
-        pytest.fail(str(error))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 Body = bytes | Callable[[], Iterable[bytes]]

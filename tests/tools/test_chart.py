@@ -1,0 +1,417 @@
+"""Checks of the Helm chart with the real `helm` (bin/helm): lint, render, schema, RBAC, security.
+
+`helm lint --strict` and `helm template` run with default values, with every
+toggle on (charts/exportjob-operator/ci/all-toggles-values.yaml) and in
+namespaced mode; the strict values schema must reject a misspelt key; the
+chart's copies of the CRD, the rules and the dashboard must equal their sources
+and render unchanged; every Pod the chart or the operator creates must satisfy
+the restricted Pod Security Standard; the RBAC must equal the least-privilege
+table below, which is itself checked against the API calls in
+operator/exportjob/controller/kube.py, so a new call without a rule (or a rule
+nothing uses) fails here. Marked `tools`: without bin/helm the tests fail with
+"run `make tools`", they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exportjob.controller.manifests import build_worker_job
+from exportjob.controller.settings import OperatorSettings, load_settings
+from exportjob.spec import parse_spec
+
+pytestmark = pytest.mark.tools
+
+REPO = Path(__file__).resolve().parents[2]
+HELM = REPO / "bin" / "helm"
+CHART = REPO / "charts" / "exportjob-operator"
+ALL_TOGGLES = CHART / "ci" / "all-toggles-values.yaml"
+KUBE_PY = REPO / "operator" / "exportjob" / "controller" / "kube.py"
+NAMESPACE = "exportjob-system"
+CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace"}
+
+# The operator's RBAC: (API group, resource, verb). Nothing more, nothing less.
+LEAST_PRIVILEGE = {
+    ("exportjob.io", "exportjobs", "list"),
+    ("exportjob.io", "exportjobs", "watch"),
+    ("exportjob.io", "exportjobs/status", "patch"),
+    ("batch", "jobs", "get"),
+    ("batch", "jobs", "list"),
+    ("batch", "jobs", "watch"),
+    ("batch", "jobs", "create"),
+    ("batch", "jobs", "delete"),
+    ("", "pods", "list"),
+    ("", "persistentvolumeclaims", "get"),
+    ("", "serviceaccounts", "get"),
+    ("", "secrets", "get"),
+    ("", "events", "create"),
+}
+# Kopf's watch streams (handlers.py: on.event for ExportJobs and worker Jobs) need watch; kube.py lists.
+KOPF_WATCHES = {("exportjob.io", "exportjobs", "watch"), ("batch", "jobs", "watch")}
+# Every kubernetes-client method kube.py may call, and the permission it needs.
+CLIENT_CALLS = {
+    "list_cluster_custom_object": ("exportjob.io", "exportjobs", "list"),
+    "list_namespaced_custom_object": ("exportjob.io", "exportjobs", "list"),
+    "get_namespaced_custom_object": ("exportjob.io", "exportjobs", "get"),
+    "patch_namespaced_custom_object_status": ("exportjob.io", "exportjobs/status", "patch"),
+    "list_job_for_all_namespaces": ("batch", "jobs", "list"),
+    "list_namespaced_job": ("batch", "jobs", "list"),
+    "read_namespaced_job": ("batch", "jobs", "get"),
+    "create_namespaced_job": ("batch", "jobs", "create"),
+    "delete_namespaced_job": ("batch", "jobs", "delete"),
+    "list_namespaced_pod": ("", "pods", "list"),
+    "read_namespaced_persistent_volume_claim": ("", "persistentvolumeclaims", "get"),
+    "read_namespaced_service_account": ("", "serviceaccounts", "get"),
+    "read_namespaced_secret": ("", "secrets", "get"),
+    "create_namespaced_event": ("", "events", "create"),
+}
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    if not HELM.exists():
+        pytest.fail(f"{HELM} not found: run `make tools` (hack/build-tools.sh helm) to build helm", pytrace=False)
+    return HELM
+
+
+def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def render(helm: Path, *values: str, release: str = "exportjob-operator") -> list[dict[str, Any]]:
+    """`helm template` (including the test hook) parsed into objects; `values` are extra helm arguments."""
+    out = run_helm(helm, "template", release, str(CHART), "--namespace", NAMESPACE, *values).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[o['metadata']['name'] for o in found]}"
+    return found[0]
+
+
+def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    out = set()
+    for rule in rules:
+        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs"), rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), f"wildcard in {rule}"
+                    out.add((group, resource, verb))
+    return out
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, str]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+# --- lint and render --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(ALL_TOGGLES)], ["-f", str(ALL_TOGGLES), "--set", "watchNamespaces={a,b}"]],
+                         ids=["defaults", "all-toggles", "namespaced"])
+def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
+    result = run_helm(helm, "lint", "--strict", str(CHART), *values)
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_default_render_has_the_core_objects_and_no_optional_ones(helm: Path) -> None:
+    kinds = sorted(o["kind"] for o in render(helm))
+    assert kinds == sorted(["CustomResourceDefinition", "ServiceAccount", "ServiceAccount", "ClusterRole",
+                            "ClusterRoleBinding", "Service", "Deployment", "Pod"])
+
+
+def test_every_toggle_on_renders_the_monitoring_objects_and_the_claim(helm: Path) -> None:
+    objects = render(helm, "-f", str(ALL_TOGGLES))
+    kinds = {o["kind"] for o in objects}
+    assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "PersistentVolumeClaim"} <= kinds
+    monitor = one(objects, "ServiceMonitor")
+    service = one(objects, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "http-metrics"
+    assert monitor["spec"]["endpoints"][0]["interval"] == "15s"
+    assert set(monitor["spec"]["selector"]["matchLabels"].items()) <= set(service["metadata"]["labels"].items())
+    assert one(objects, "PrometheusRule")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    dashboard = one(objects, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Exports"}
+    claim = one(objects, "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert env_of(one(objects, "Deployment"))["EXPORTJOB_DEFAULT_CLAIM"] == claim["metadata"]["name"] == "exports"
+
+
+@pytest.mark.parametrize("args,expected", [([], None), (["--set", "defaultClaim.storageClassName=fast"], "fast"),
+                                           (["--set", "defaultClaim.storageClassName="], "")])
+def test_default_claim_storage_class(helm: Path, args: list[str], expected: str | None) -> None:
+    claim = one(render(helm, "--set", "defaultClaim.create=true", "--set", "defaultClaim.name=out", *args),
+                "PersistentVolumeClaim")
+    assert claim["spec"].get("storageClassName") == expected
+    assert claim["metadata"]["namespace"] == NAMESPACE
+
+
+def test_dashboard_label_and_namespace_are_configurable(helm: Path) -> None:
+    objects = render(helm, "--set", "dashboards.enabled=true", "--set", "dashboards.label=my_dashboards",
+                     "--set", "dashboards.labelValue=yes", "--set", "dashboards.namespace=monitoring")
+    configmap = one(objects, "ConfigMap")
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    assert configmap["metadata"]["labels"]["my_dashboards"] == "yes"
+    assert "grafana_dashboard" not in configmap["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("typo,message", [
+    ("limits.maxConcurent=3", "additional properties 'maxConcurent' not allowed"),
+    ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
+    ("replicas=2", "additional properties 'replicas' not allowed"),
+    ("logFormat=yaml", "logFormat"),
+    ("limits.maxConcurrent=0", "maxConcurrent"),
+])
+def test_the_schema_rejects_typos_and_bad_values(helm: Path, typo: str, message: str) -> None:
+    result = run_helm(helm, "template", "x", str(CHART), "--set", typo, check=False)
+    assert result.returncode != 0, f"--set {typo} was accepted"
+    assert message in result.stderr, result.stderr
+
+
+def test_every_object_carries_the_standard_labels(helm: Path) -> None:
+    for obj in render(helm, "-f", str(ALL_TOGGLES), release="prod"):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "exportjob-operator", obj["kind"]
+        assert labels["app.kubernetes.io/instance"] == "prod", obj["kind"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm", obj["kind"]
+        assert labels["helm.sh/chart"] == "exportjob-operator-0.1.0", obj["kind"]
+
+
+def test_names_are_cut_to_63_characters(helm: Path) -> None:
+    release = "r" * 53
+    for obj in render(helm, "-f", str(ALL_TOGGLES), release=release):
+        assert len(obj["metadata"]["name"]) <= 63, obj["metadata"]["name"]
+        assert not obj["metadata"]["name"].endswith("-")
+
+
+# --- single sources of truth -----------------------------------------------------------------------------------
+
+
+def test_chart_copies_equal_their_sources() -> None:
+    result = subprocess.run([str(REPO / "hack" / "check-chart-sync.sh")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + "\nrun `make chart-sync`"
+    pairs = subprocess.run([str(REPO / "hack" / "sync-chart.sh"), "--list"], capture_output=True, text=True,
+                           check=True).stdout.split("\n")
+    sources = {Path(line.split()[0]).relative_to(REPO).as_posix() for line in pairs if line}
+    assert sources == {"crds/exportjob.io_exportjobs.yaml", "rules/exportjob.rules.yml",
+                       "dashboards/exportjob-operator.json"}
+    for line in filter(None, pairs):
+        source, copy = map(Path, line.split())
+        assert source.read_bytes() == copy.read_bytes(), f"{copy} differs from {source}"
+    assert not (CHART / "crds").exists(), "Helm never upgrades a chart's crds/ folder: render the CRD as a template"
+
+
+def test_the_crd_renders_unchanged_with_a_keep_policy(helm: Path) -> None:
+    source = yaml.safe_load((REPO / "crds" / "exportjob.io_exportjobs.yaml").read_text())
+    rendered = one(render(helm), "CustomResourceDefinition")
+    assert rendered["spec"] == source["spec"]
+    assert rendered["metadata"]["name"] == source["metadata"]["name"]
+    assert rendered["metadata"]["annotations"] == {**source["metadata"]["annotations"], "helm.sh/resource-policy": "keep"}
+    assert set(source["metadata"]["labels"].items()) <= set(rendered["metadata"]["labels"].items())
+    unkept = one(render(helm, "--set", "crds.keep=false"), "CustomResourceDefinition")
+    assert "helm.sh/resource-policy" not in unkept["metadata"]["annotations"]
+    assert not [o for o in render(helm, "--set", "crds.enabled=false") if o["kind"] == "CustomResourceDefinition"]
+
+
+def test_rules_and_dashboard_ship_unchanged(helm: Path) -> None:
+    objects = render(helm, "-f", str(ALL_TOGGLES))
+    rules = one(objects, "PrometheusRule")
+    assert rules["spec"] == yaml.safe_load((REPO / "rules" / "exportjob.rules.yml").read_text())
+    (data,) = one(objects, "ConfigMap")["data"].values()
+    source = (REPO / "dashboards" / "exportjob-operator.json").read_text()
+    assert data == source
+    assert json.loads(data)["uid"] == "exportjob-operator"
+
+
+@pytest.mark.parametrize("release,overrides", [
+    ("exportjob-operator", []), ("prod", []), ("x", ["--set", "fullnameOverride=exports"]),
+    ("x", ["--set", "nameOverride=ej"]),
+])
+def test_the_scrape_job_matches_the_alerts_job_regex(helm: Path, release: str, overrides: list[str]) -> None:
+    """The ServiceMonitor's jobLabel reads a Service label whose value matches job=~".*exportjob-operator.*"."""
+    objects = render(helm, "--set", "metrics.serviceMonitor.enabled=true", *overrides, release=release)
+    monitor, service = one(objects, "ServiceMonitor"), one(objects, "Service")
+    job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    assert re.fullmatch(".*exportjob-operator.*", job), job
+    if not overrides:
+        assert job == service["metadata"]["name"]  # the default job (the Service name), as docs/monitoring.md says
+    rules_text = (REPO / "rules" / "exportjob.rules.yml").read_text()
+    assert 'job=~".*exportjob-operator.*"' in rules_text
+
+
+# --- the Deployment and its settings ---------------------------------------------------------------------------
+
+
+def test_one_replica_recreate_probe_and_ports(helm: Path) -> None:
+    deployment = one(render(helm), "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    (container,) = spec["template"]["spec"]["containers"]
+    assert "command" not in container and "args" not in container  # the image's CMD: exportjob-operator
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http-metrics": 8080, "http-health": 8081}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_the_deployment_sets_every_operator_setting_and_they_load(helm: Path, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "limits": {"maxConcurrent": 7, "maxConcurrentPerNamespace": 2}, "defaultClaim": {"name": "exports"},
+        "worker": {"resources": {"limits": {"cpu": None}}}, "jobDefaults": {"ttlSecondsAfterFinished": 10_000_000},
+        "resyncSeconds": 2.5, "logFormat": "plain", "image": {"tag": "1.2.3"}, "watchNamespaces": ["a", "b"],
+    }))
+    objects = render(helm, "-f", str(values))
+    env = env_of(one(objects, "Deployment"))
+    expected = {f"EXPORTJOB_{name.upper()}" for name in OperatorSettings.model_fields}
+    assert set(env) == expected, f"missing {expected - set(env)}, unknown {set(env) - expected}"
+    settings = load_settings([], env)
+    assert (settings.max_concurrent, settings.max_concurrent_per_namespace) == (7, 2)
+    assert settings.namespaces == ["a", "b"] and settings.default_claim == "exports"
+    assert settings.worker_image == "ghcr.io/exportjob-operator/exportjob-operator:1.2.3"
+    assert settings.worker_service_account == "exportjob-worker"
+    assert (settings.worker_cpu_limit, settings.worker_memory_limit) == ("", "512Mi")
+    assert settings.job_ttl_seconds_after_finished == 10_000_000 and settings.resync_seconds == 2.5
+    assert (settings.log_format, settings.metrics_port, settings.health_port) == ("plain", 8080, 8081)
+    defaults = load_settings([], env_of(one(render(helm), "Deployment")))
+    assert defaults.clusterwide and defaults.default_claim is None
+    # The chart's defaults are the operator's, except two deliberate choices: the release's image for the
+    # workers, and a dedicated worker ServiceAccount that the chart creates (no RBAC, no token).
+    chart_choices = {"worker_image", "worker_service_account"}
+    assert defaults.model_dump(exclude=chart_choices) == OperatorSettings().model_dump(exclude=chart_choices)
+    assert defaults.worker_service_account == "exportjob-worker"
+
+
+def test_worker_image_override(helm: Path) -> None:
+    env = env_of(one(render(helm, "--set", "worker.image.repository=reg.local/ej", "--set-string", "worker.image.tag=9"),
+                     "Deployment"))
+    assert env["EXPORTJOB_WORKER_IMAGE"] == "reg.local/ej:9"
+    digest = "sha256:" + "a" * 64
+    env = env_of(one(render(helm, "--set", f"image.digest={digest}"), "Deployment"))
+    assert env["EXPORTJOB_WORKER_IMAGE"] == f"ghcr.io/exportjob-operator/exportjob-operator@{digest}"
+
+
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def assert_restricted(pod_spec: dict[str, Any], what: str) -> None:
+    pod = pod_spec.get("securityContext") or {}
+    assert pod.get("runAsNonRoot") is True and pod.get("seccompProfile") == {"type": "RuntimeDefault"}, what
+    assert pod.get("runAsUser", 65532) == 65532, what
+    assert not pod_spec.get("hostNetwork") and not pod_spec.get("hostPID") and not pod_spec.get("hostIPC"), what
+    for container in pod_spec["containers"] + pod_spec.get("initContainers", []):
+        assert RESTRICTED_CONTAINER.items() <= container["securityContext"].items(), f"{what}/{container['name']}"
+        assert container["resources"].get("limits", {}).get("memory") or what == "worker", f"{what}: memory limit"
+    for volume in pod_spec.get("volumes", []):
+        assert "hostPath" not in volume, what
+
+
+def test_every_pod_is_restricted(helm: Path) -> None:
+    objects = render(helm, "-f", str(ALL_TOGGLES))
+    deployment = one(objects, "Deployment")
+    assert_restricted(deployment["spec"]["template"]["spec"], "operator Deployment")
+    test_pod = one(objects, "Pod")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert test_pod["spec"]["automountServiceAccountToken"] is False
+    assert_restricted(test_pod["spec"], "helm test Pod")
+    # The worker Job the operator builds with exactly the settings the chart gives it.
+    settings = load_settings([], env_of(deployment))
+    job = build_worker_job(name="orders", namespace="team-a", uid="u-1", settings=settings,
+                           spec=parse_spec({"format": "csv", "source": {"synthetic": {"records": 1}},
+                                            "output": {"path": "orders.csv"}}))
+    pod_spec = job["spec"]["template"]["spec"]
+    assert_restricted(pod_spec, "worker")
+    assert pod_spec["automountServiceAccountToken"] is False
+    assert pod_spec["serviceAccountName"] == one(objects, "ServiceAccount", "exportjob-worker")["metadata"]["name"]
+    assert pod_spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == one(objects, "PersistentVolumeClaim")["metadata"]["name"]
+
+
+def test_the_test_pod_is_not_a_service_endpoint(helm: Path) -> None:
+    objects = render(helm)
+    selector = one(objects, "Service")["spec"]["selector"]
+    assert not set(selector.items()) <= set(one(objects, "Pod")["metadata"]["labels"].items())
+    assert set(selector.items()) <= set(one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"].items())
+
+
+# --- RBAC ------------------------------------------------------------------------------------------------------
+
+
+def test_least_privilege_table_matches_the_api_calls_of_kube_py() -> None:
+    calls = set(re.findall(r"self\.(?:custom|batch|core)\.(\w+)\(", KUBE_PY.read_text()))
+    unknown = calls - set(CLIENT_CALLS)
+    assert not unknown, f"kube.py calls {unknown}: add them to CLIENT_CALLS and the chart's rules (_helpers.tpl)"
+    needed = {CLIENT_CALLS[c] for c in calls} | KOPF_WATCHES
+    assert needed == LEAST_PRIVILEGE, f"missing from the chart: {needed - LEAST_PRIVILEGE}; unused: {LEAST_PRIVILEGE - needed}"
+
+
+def test_clusterwide_rbac_is_exactly_the_least_privilege_table(helm: Path) -> None:
+    objects = render(helm)
+    role, binding = one(objects, "ClusterRole"), one(objects, "ClusterRoleBinding")
+    assert rule_set(role["rules"]) == LEAST_PRIVILEGE
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    operator_sa = one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": operator_sa, "namespace": NAMESPACE}]
+    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+
+
+def test_namespaced_mode_renders_nothing_cluster_scoped_but_the_crd(helm: Path) -> None:
+    objects = render(helm, "-f", str(ALL_TOGGLES), "--set", "watchNamespaces={team-a,team-b}")
+    cluster_scoped = [o["kind"] for o in objects if o["kind"] in CLUSTER_SCOPED or not o["metadata"].get("namespace")]
+    assert cluster_scoped == ["CustomResourceDefinition"]
+    roles = [o for o in objects if o["kind"] == "Role"]
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for role in roles:
+        assert rule_set(role["rules"]) == LEAST_PRIVILEGE
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"][0]["namespace"] == NAMESPACE
+    # The worker ServiceAccount and the default claim go where the exports run.
+    workers = [o for o in objects if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "exportjob-worker"]
+    assert sorted(w["metadata"]["namespace"] for w in workers) == ["team-a", "team-b"]
+    assert all(w["automountServiceAccountToken"] is False for w in workers)
+    claims = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    assert sorted(c["metadata"]["namespace"] for c in claims) == ["team-a", "team-b"]
+    assert env_of(one(objects, "Deployment"))["EXPORTJOB_NAMESPACES"] == "team-a,team-b"
+
+
+def test_worker_service_account_has_no_rbac_and_no_token(helm: Path) -> None:
+    objects = render(helm, "--set", "worker.serviceAccount.namespaces={x,y}")
+    workers = [o for o in objects if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "exportjob-worker"]
+    assert sorted(w["metadata"]["namespace"] for w in workers) == ["x", "y"]
+    subjects = [s["name"] for o in objects if o["kind"].endswith("RoleBinding") for s in o["subjects"]]
+    assert "exportjob-worker" not in subjects
+    default = [o for o in render(helm) if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "exportjob-worker"]
+    assert [w["metadata"]["namespace"] for w in default] == [NAMESPACE]
+    assert not [o for o in render(helm, "--set", "worker.serviceAccount.create=false")
+                if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "exportjob-worker"]
+
+
+def test_rbac_and_service_account_can_be_turned_off(helm: Path) -> None:
+    kinds = {o["kind"] for o in render(helm, "--set", "rbac.create=false")}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    result = run_helm(helm, "template", "x", str(CHART), "--set", "serviceAccount.create=false", check=False)
+    assert result.returncode != 0 and "serviceAccount.name is required" in result.stderr
+    objects = render(helm, "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=mine")
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
