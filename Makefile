@@ -22,7 +22,8 @@ $(VENV)/.installed: pyproject.toml
 system-deps: ## Install the Debian packages the tests need (PostgreSQL server, poppler).
 	hack/install-system-deps.sh
 
-test: setup system-deps tools ## Run every test (unit, PostgreSQL, local control plane, promtool, helm).
+test: setup system-deps tools ## Run every test (unit, PostgreSQL, local control plane, promtool, helm, image install).
+	$(MAKE) --no-print-directory image-install-check
 	$(PYTEST) -q
 
 unit: setup ## Run only the pure unit tests.
@@ -32,5 +33,6 @@ unit: setup ## Run only the pure unit tests.
 -include Makefile.monitoring.mk
 -include Makefile.bench.mk
 -include Makefile.operator.mk
+-include Makefile.chart.mk
 
 .PHONY: help setup system-deps test unit

@@ -6,6 +6,7 @@
 #   make testenv-down    stop everything it started
 
 VENV ?= .venv
+DEVCLUSTER ?= PYTHONPATH=operator $(PY) -m devcluster.cli
 PY ?= $(VENV)/bin/python
 TESTENV_DIR ?= .testenv
 DEVCLUSTER_BINS := bin/etcd bin/kube-apiserver bin/kube-controller-manager
@@ -20,10 +21,10 @@ $(DEVCLUSTER_BINS):
 	hack/build-tools.sh $(notdir $@)
 
 testenv-up: | $(DEVCLUSTER_BINS) ## Start the local control plane + process kubelet; last line is KUBECONFIG=<path>.
-	$(PY) -m devcluster.cli up --state-dir $(TESTENV_DIR)
+	$(DEVCLUSTER) up --state-dir $(TESTENV_DIR)
 
 testenv-down: ## Stop every process of the local cluster.
-	$(PY) -m devcluster.cli down --state-dir $(TESTENV_DIR)
+	$(DEVCLUSTER) down --state-dir $(TESTENV_DIR)
 
 testenv-status: ## Show the local cluster's processes and health.
-	$(PY) -m devcluster.cli status --state-dir $(TESTENV_DIR)
+	$(DEVCLUSTER) status --state-dir $(TESTENV_DIR)

@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
+
 TITLE = "Synthetic orders"
 
 # (writer, rows): the comparison at 10k and 50k, and ours at 500k for flatness. "source" only
@@ -162,16 +165,6 @@ def measure(writer: str, records: int, repeat: int, workdir: Path) -> dict:
         "pages": runs[0]["pages"],
         "runs": len(runs),
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ export PATH="$repo/.venv/bin:$repo/bin:$PATH"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Local control plane (etcd, kube-apiserver, kube-controller-manager, process kubelet)"
-kubeconfig_line=$(exportjob-devcluster up --state-dir "$state" | tail -n 1)
+kubeconfig_line=$(PYTHONPATH="$repo/operator" python -m devcluster.cli up --state-dir "$state" | tail -n 1)
 export "$kubeconfig_line"
 kubectl get nodes
 

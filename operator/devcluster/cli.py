@@ -1,9 +1,9 @@
-"""``exportjob-devcluster up|down|status``: the command line of the dev cluster.
+"""``python -m devcluster.cli up|down|status``: the command line of the dev cluster.
 
 Used by ``make testenv-up`` / ``testenv-down`` / ``testenv-status``
 (Makefile.devcluster.mk) and by developers.  ``up`` prints progress on stderr
 and ``KUBECONFIG=<path>`` as the last line of stdout, so
-``eval "$(exportjob-devcluster up | tail -1)"`` or ``export $(...)`` works.
+``eval "$(python -m devcluster.cli up | tail -1)"`` or ``export $(...)`` works.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="state directory (default: %(default)s)")
     common.add_argument("--bin-dir", type=Path, default=REPO_ROOT / "bin",
                         help="directory with etcd, kube-apiserver, kube-controller-manager (default: %(default)s)")
-    parser = argparse.ArgumentParser(prog="exportjob-devcluster",
+    parser = argparse.ArgumentParser(prog="python -m devcluster.cli",
                                      description="Local Kubernetes control plane for tests and the demo.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common],

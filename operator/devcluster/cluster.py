@@ -1,7 +1,7 @@
 """``DevCluster``: start, reuse and stop the local control plane and the process kubelet.
 
 The public entry point of the package (re-exported as ``devcluster.DevCluster``),
-used by the ``exportjob-devcluster`` CLI (``make testenv-up``), by the pytest
+used by the ``python -m devcluster.cli`` CLI (``make testenv-up``), by the pytest
 fixtures in ``tests/cluster/conftest.py`` and by the demo.  It lays out a state
 directory, generates the PKI and kubeconfigs, runs the Go-built etcd,
 kube-apiserver and kube-controller-manager from ``./bin`` plus

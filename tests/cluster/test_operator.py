@@ -148,20 +148,21 @@ def test_deleting_queued_and_running_exports_frees_their_slots(exportjobs, start
     operator = start_operator(max_concurrent=1)
     exportjobs.create("long", synthetic(5_000_000, "long.csv"))
     exportjobs.wait_for_phase("long", "Running")
-    exportjobs.create("queued", synthetic(10, "queued.csv"))
-    assert exportjobs.wait_for_phase("queued", "Queued")["queuePosition"] == 1
-    exportjobs.create("next", synthetic(10, "next.csv"))
-    assert exportjobs.wait_for_phase("next", "Queued")["queuePosition"] == 2
+    # creationTimestamp has one-second resolution and ties go by name: the names fix the order.
+    exportjobs.create("a-queued", synthetic(10, "queued.csv"))
+    assert exportjobs.wait_for_phase("a-queued", "Queued")["queuePosition"] == 1
+    exportjobs.create("b-next", synthetic(10, "next.csv"))
+    assert exportjobs.wait_for_phase("b-next", "Queued")["queuePosition"] == 2
     levels = wait_until(lambda: (s := operator.metrics()) and metric(s, "exportjob_queue_depth") == 2 and s, 15, "queue depth 2")
     assert metric(levels, "exportjob_running") == 1
 
-    exportjobs.delete("queued")
+    exportjobs.delete("a-queued")
     exportjobs.delete("long")
     # The running export's Job (and Pod) go away, which frees the slot for `next`.
     wait_until(lambda: all(j.metadata.owner_references[0].name != "long" for j in exportjobs.worker_jobs()),
                60, "the deleted export's Job to be removed")
-    assert exportjobs.wait_for_phase("next", ("Succeeded", "Failed"))["phase"] == "Succeeded"
-    assert not exportjobs.exists("queued")
+    assert exportjobs.wait_for_phase("b-next", ("Succeeded", "Failed"))["phase"] == "Succeeded"
+    assert not exportjobs.exists("a-queued")
     volume = devcluster.volume_dir(namespace, "exports")
     assert not (volume / "long.csv").exists() and not list(volume.glob("*.part")), "an interrupted export left a file"
 

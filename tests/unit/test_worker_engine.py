@@ -60,6 +60,15 @@ def test_unknown_column_fails_permanently_and_leaves_no_file(tmp_path):
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
+def test_pdf_with_more_columns_than_a_page_holds_fails_permanently(tmp_path):
+    columns = [f"c{i}" for i in range(200)]
+    wide = parse_spec({"format": "pdf", "output": {"path": "wide.pdf"},
+                       "source": {"inline": {"columns": columns, "rows": [list(range(200))]}}})
+    result = execute(wide, str(tmp_path), Credentials())
+    assert not result.ok and result.reason == Reason.INVALID_SPEC and result.exit_code == 65
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
 def test_missing_dsn_is_a_permanent_missing_credentials_failure(tmp_path):
     the_spec = parse_spec({"format": "csv", "output": {"path": "x.csv"},
                            "source": {"postgres": {"query": "SELECT 1", "connectionSecretRef": {"name": "pg", "key": "dsn"}}}})

@@ -47,6 +47,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     # Handler failures are logged by us; Kopf's own events at WARNING and above only.
     settings.posting.level = logging.WARNING
+    # No cluster-wide scans of CRDs or Namespaces: the watched resources and namespaces are fixed,
+    # so the operator needs no RBAC on them.
+    settings.scanning.disabled = True
     assert _reconciler is not None, "handlers.install() must run before the operator starts"
     _reconciler.start()
     _reconciler.wake()

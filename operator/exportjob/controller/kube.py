@@ -5,8 +5,9 @@ classes), so the pure modules can be fed the same shapes in unit tests. Reads
 are direct LISTs and GETs against the API server — consistent reads, not a
 cache — because admission must count what exists now.
 
-RBAC this module needs (the chart grants exactly this): exportjobs get/list/watch,
-exportjobs/status patch; jobs list/watch/create/delete; pods list;
+RBAC this module needs (the chart grants exactly this, and tests/tools/test_chart.py
+checks the two agree): exportjobs list/watch, exportjobs/status patch; jobs
+get/list/watch/create/delete (get: adopting an existing Job); pods list;
 persistentvolumeclaims get; serviceaccounts get; secrets get (only to check that a referenced key
 exists; values are never read into logs or status); events create.
 """

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Protocol
 from exportjob.spec import API_GROUP, ExportJobSpec
 
 from .credentials import Credentials
-from .errors import ExportFailure, redact
+from .errors import ExportFailure, Reason, redact
 from .output import AtomicOutput, HashingSink
 from .result import ExportResult, timestamp, utc_now
 from .rows import project
@@ -57,9 +57,12 @@ def make_writer(spec: ExportJobSpec, sink: BinaryIO, columns: list[str]) -> Tabl
         from .formats.csv_writer import CsvTableWriter
 
         return CsvTableWriter(sink, columns, spec.csv_options)
-    from .formats.pdf_writer import PdfTableWriter
+    from .formats.pdf_writer import PdfTableWriter, TooManyColumnsError
 
-    return PdfTableWriter(sink, columns, spec.pdf_options)
+    try:
+        return PdfTableWriter(sink, columns, spec.pdf_options)
+    except TooManyColumnsError as error:  # a page cannot show them: permanent, the user must choose columns
+        raise ExportFailure(Reason.INVALID_SPEC, str(error), retryable=False) from None
 
 
 class _Reporter:
