@@ -36,3 +36,10 @@ unit: setup ## Run only the pure unit tests.
 -include Makefile.chart.mk
 
 .PHONY: help setup system-deps test unit
+
+constraints: setup ## Re-pin every Python dependency into constraints.txt (after changing pyproject.toml).
+	{ echo "# Pinned versions of every Python dependency (direct and transitive); used by"; \
+	  echo "# 'make setup', CI and the Dockerfile. Regenerate: make constraints"; \
+	  $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
+
+.PHONY: constraints

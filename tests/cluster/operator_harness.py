@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -58,7 +59,11 @@ class OperatorProcess:
         self.log_path = log_path
         self.metrics_port = free_port()
         self.health_port = free_port()
-        self.settings = {"namespaces": namespace, "resync_seconds": 2, "default_claim": "exports", **settings}
+        self.settings = {
+            "namespaces": namespace, "resync_seconds": 2, "default_claim": "exports",
+            # Each test's operators elect their leader in the test's own namespace, with a short lease.
+            "lease_namespace": namespace, "lease_duration_seconds": 6, **settings,
+        }
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -125,6 +130,34 @@ class OperatorProcess:
 
 def metric(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+class RunningSampler:
+    """Counts unfinished worker Jobs continuously in a thread; `peak` is the most seen at once."""
+
+    def __init__(self, exportjobs: ExportJobs) -> None:
+        self.exportjobs = exportjobs
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            running = sum(
+                1 for job in self.exportjobs.worker_jobs()
+                if not any(c.status == "True" and c.type in ("Complete", "Failed") for c in (job.status.conditions or []))
+            )
+            self.peak = max(self.peak, running)
+            self.samples += 1
+
+    def __enter__(self) -> RunningSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 class ExportJobs:

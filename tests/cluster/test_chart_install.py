@@ -107,8 +107,12 @@ def deployment_settings(objects: list[dict[str, Any]]) -> dict[str, str]:
     """The rendered Deployment's EXPORTJOB_* environment as OperatorProcess settings (name -> value)."""
     (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     settings = {k.removeprefix("EXPORTJOB_").lower(): v for k, v in env.items() if k.startswith("EXPORTJOB_")}
+    # POD_NAMESPACE (downward API) puts the leader-election Lease in the release namespace.
+    downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+    assert downward["POD_NAMESPACE"] == "metadata.namespace"
+    settings["lease_namespace"] = deployment["metadata"]["namespace"]
     # The only difference from the Pod: a local process needs free ports (OperatorProcess picks them).
     settings.pop("metrics_port")
     settings.pop("health_port")
@@ -222,8 +226,8 @@ def test_clusterwide_install_with_every_toggle_runs_an_export_with_the_charts_rb
     objects = manifest_objects(cli, release, namespace)
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(["ServiceAccount", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim",
-                            "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Service",
-                            "Deployment", "PrometheusRule", "ServiceMonitor"])
+                            "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                            "Service", "Deployment", "PrometheusRule", "ServiceMonitor"])
     manifest = yaml.safe_dump_all(objects)
     listed = cli.kubectl("get", "-f", "-", "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}{'\\n'}{end}",
                          stdin=manifest).stdout.split()

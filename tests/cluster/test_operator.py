@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 
 import pytest
-from operator_harness import metric, wait_until
+from operator_harness import RunningSampler, metric, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -68,32 +67,16 @@ def test_twenty_exports_never_run_more_than_the_limit_and_go_by_priority(exportj
     for name, priority in priorities.items():
         exportjobs.create(name, synthetic(30_000, f"many/{name}.csv", priority=priority))
 
-    peak = {"running": 0, "samples": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            jobs = exportjobs.worker_jobs()
-            running = sum(1 for j in jobs if not any(c.status == "True" and c.type in ("Complete", "Failed")
-                                                      for c in (j.status.conditions or [])))
-            peak["running"] = max(peak["running"], running)
-            peak["samples"] += 1
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with RunningSampler(exportjobs) as sampler:
         operator = start_operator(max_concurrent=3, max_concurrent_per_namespace=3)
         # While exports wait, their queue positions are visible and the gauge agrees.
         queued = wait_until(lambda: [e for e in exportjobs.list() if (e.get("status") or {}).get("phase") == "Queued"],
                             30, "queued exports")
         assert all(e["status"]["queuePosition"] >= 1 for e in queued)
         items = exportjobs.wait_all_finished(timeout=300)
-    finally:
-        stop.set()
-        sampler.join(10)
 
-    assert peak["samples"] > 20
-    assert 1 <= peak["running"] <= 3, peak
+    assert sampler.samples > 20
+    assert 1 <= sampler.peak <= 3, sampler.peak
     assert all(i["status"]["phase"] == "Succeeded" for i in items), [i["status"] for i in items]
     admitted = {i["metadata"]["name"]: i["status"]["admittedAt"] for i in items}
     for high, p_high in priorities.items():
@@ -218,3 +201,24 @@ def test_postgres_export_reads_the_dsn_from_a_secret(exportjobs, start_operator,
     env = {e.name: e for e in job.spec.template.spec.containers[0].env}
     assert env["EXPORTJOB_POSTGRES_DSN"].value is None  # only a secretKeyRef, never the value
     assert env["EXPORTJOB_POSTGRES_DSN"].value_from.secret_key_ref.name == "pg"
+
+
+def test_two_replicas_elect_one_leader_and_the_standby_takes_over(exportjobs, start_operator):
+    replicas = [start_operator(max_concurrent=2), start_operator(max_concurrent=2)]
+
+    def leader():
+        flags = [metric(r.metrics(), "exportjob_leader") for r in replicas]
+        return sorted(flags) == [0.0, 1.0] and replicas[flags.index(1.0)]
+
+    first = wait_until(leader, 20, "exactly one leader")
+    with RunningSampler(exportjobs) as sampler:
+        for name in ("h1", "h2", "h3", "h4", "h5"):
+            exportjobs.create(name, synthetic(1_500_000, f"ha/{name}.csv"))
+        wait_until(lambda: len(exportjobs.worker_jobs()) >= 2, 30, "the leader to admit two exports")
+        first.kill()
+        standby = next(r for r in replicas if r is not first)
+        wait_until(lambda: metric(standby.metrics(), "exportjob_leader") == 1, 30, "the standby to take over the Lease")
+        items = exportjobs.wait_all_finished(timeout=240)
+    assert sampler.peak <= 2, sampler.peak  # the two replicas never admitted more than the limit together
+    assert [i["status"]["phase"] for i in items] == ["Succeeded"] * 5
+    assert len(exportjobs.worker_jobs()) == 5  # one Job per export, across both replicas

@@ -72,6 +72,14 @@ CLIENT_CALLS = {
     "read_namespaced_secret": ("", "secrets", "get"),
     "create_namespaced_event": ("", "events", "create"),
 }
+# Leader election: kube.py's Lease calls, granted by a Role in the release namespace only.
+LEASE_PRIVILEGE = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+LEASE_CALLS = {
+    "read_namespaced_lease": ("coordination.k8s.io", "leases", "get"),
+    "create_namespaced_lease": ("coordination.k8s.io", "leases", "create"),
+    "replace_namespaced_lease": ("coordination.k8s.io", "leases", "update"),
+}
+LEADER_ROLE = "exportjob-operator-leader-election"
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +138,7 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
 def test_default_render_has_the_core_objects_and_no_optional_ones(helm: Path) -> None:
     kinds = sorted(o["kind"] for o in render(helm))
     assert kinds == sorted(["CustomResourceDefinition", "ServiceAccount", "ServiceAccount", "ClusterRole",
-                            "ClusterRoleBinding", "Service", "Deployment", "Pod"])
+                            "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "Pod"])
 
 
 def test_every_toggle_on_renders_the_monitoring_objects_and_the_claim(helm: Path) -> None:
@@ -279,7 +287,8 @@ def test_the_deployment_sets_every_operator_setting_and_they_load(helm: Path, tm
     }))
     objects = render(helm, "-f", str(values))
     env = env_of(one(objects, "Deployment"))
-    expected = {f"EXPORTJOB_{name.upper()}" for name in OperatorSettings.model_fields}
+    # The Lease namespace comes from the Pod's own namespace (POD_NAMESPACE, downward API).
+    expected = {f"EXPORTJOB_{name.upper()}" for name in OperatorSettings.model_fields} - {"EXPORTJOB_LEASE_NAMESPACE"}
     assert set(env) == expected, f"missing {expected - set(env)}, unknown {set(env) - expected}"
     settings = load_settings([], env)
     assert (settings.max_concurrent, settings.max_concurrent_per_namespace) == (7, 2)
@@ -293,9 +302,10 @@ def test_the_deployment_sets_every_operator_setting_and_they_load(helm: Path, tm
     assert defaults.clusterwide and defaults.default_claim is None
     # The chart's defaults are the operator's, except two deliberate choices: the release's image for the
     # workers, and a dedicated worker ServiceAccount that the chart creates (no RBAC, no token).
-    chart_choices = {"worker_image", "worker_service_account"}
+    chart_choices = {"worker_image", "worker_service_account", "lease_name"}
     assert defaults.model_dump(exclude=chart_choices) == OperatorSettings().model_dump(exclude=chart_choices)
     assert defaults.worker_service_account == "exportjob-worker"
+    assert defaults.leader_election and defaults.lease_name == "exportjob-operator"
 
 
 def test_worker_image_override(helm: Path) -> None:
@@ -361,6 +371,27 @@ def test_least_privilege_table_matches_the_api_calls_of_kube_py() -> None:
     assert not unknown, f"kube.py calls {unknown}: add them to CLIENT_CALLS and the chart's rules (_helpers.tpl)"
     needed = {CLIENT_CALLS[c] for c in calls} | KOPF_WATCHES
     assert needed == LEAST_PRIVILEGE, f"missing from the chart: {needed - LEAST_PRIVILEGE}; unused: {LEAST_PRIVILEGE - needed}"
+    lease_calls = set(re.findall(r"self\.coordination\.(\w+)\(", KUBE_PY.read_text()))
+    assert lease_calls == set(LEASE_CALLS) and {LEASE_CALLS[c] for c in lease_calls} == LEASE_PRIVILEGE
+
+
+def test_leader_election_role_is_only_leases_in_the_release_namespace(helm: Path) -> None:
+    for mode in ([], ["--set", "watchNamespaces={team-a}"]):
+        objects = render(helm, *mode)
+        role = one(objects, "Role", LEADER_ROLE)
+        assert role["metadata"]["namespace"] == NAMESPACE and rule_set(role["rules"]) == LEASE_PRIVILEGE
+        binding = one(objects, "RoleBinding", LEADER_ROLE)
+        assert binding["roleRef"]["name"] == LEADER_ROLE and binding["subjects"][0]["namespace"] == NAMESPACE
+    objects = render(helm, "--set", "leaderElection.enabled=false")
+    assert not [o for o in objects if o["metadata"]["name"] == LEADER_ROLE]
+
+
+def test_replicas_need_leader_election_and_roll_without_downtime(helm: Path) -> None:
+    spec = one(render(helm, "--set", "replicaCount=2"), "Deployment")["spec"]
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+    result = run_helm(helm, "template", "x", str(CHART), "--set", "replicaCount=2", "--set", "leaderElection.enabled=false",
+                      check=False)
+    assert result.returncode != 0 and "requires leaderElection.enabled" in result.stderr
 
 
 def test_clusterwide_rbac_is_exactly_the_least_privilege_table(helm: Path) -> None:
@@ -371,15 +402,15 @@ def test_clusterwide_rbac_is_exactly_the_least_privilege_table(helm: Path) -> No
                                   "name": role["metadata"]["name"]}
     operator_sa = one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": operator_sa, "namespace": NAMESPACE}]
-    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] in ("Role", "RoleBinding")] == [LEADER_ROLE] * 2
 
 
 def test_namespaced_mode_renders_nothing_cluster_scoped_but_the_crd(helm: Path) -> None:
     objects = render(helm, "-f", str(ALL_TOGGLES), "--set", "watchNamespaces={team-a,team-b}")
     cluster_scoped = [o["kind"] for o in objects if o["kind"] in CLUSTER_SCOPED or not o["metadata"].get("namespace")]
     assert cluster_scoped == ["CustomResourceDefinition"]
-    roles = [o for o in objects if o["kind"] == "Role"]
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    roles = [o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] != LEADER_ROLE]
+    bindings = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] != LEADER_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for role in roles:

@@ -6,7 +6,8 @@ are direct LISTs and GETs against the API server — consistent reads, not a
 cache — because admission must count what exists now.
 
 RBAC this module needs (the chart grants exactly this, and tests/tools/test_chart.py
-checks the two agree): exportjobs list/watch, exportjobs/status patch; jobs
+checks the two agree): exportjobs list/watch, exportjobs/status patch; leases get/create/update (in the operator's own
+namespace, for leader election); jobs
 get/list/watch/create/delete (get: adopting an existing Job); pods list;
 persistentvolumeclaims get; serviceaccounts get; secrets get (only to check that a referenced key
 exists; values are never read into logs or status); events create.
@@ -23,18 +24,11 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from exportjob.controller.errors import Conflict, NotOurs
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 COMPONENT = "exportjob-operator"
-
-
-class Conflict(Exception):
-    """The object changed since it was read (HTTP 409): someone else acted first."""
-
-
-class NotOurs(Exception):
-    """An object with the worker Job's name exists but belongs to another owner."""
 
 
 def load_client_configuration() -> client.ApiClient:
@@ -60,6 +54,7 @@ class KubeApi:
         self.custom = client.CustomObjectsApi(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
 
     # --- ExportJobs -------------------------------------------------------
     def list_exportjobs(self) -> list[dict[str, Any]]:
@@ -153,6 +148,32 @@ class KubeApi:
         if key not in (secret.get("data") or {}) and key not in (secret.get("stringData") or {}):
             return f'Secret "{name}" has no key "{key}"'
         return None
+
+    # --- leader election -------------------------------------------------------
+    def read_lease(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
+        """(spec, resourceVersion) of the Lease, or None when it does not exist."""
+        try:
+            lease = _data(self.coordination.read_namespaced_lease(name, namespace, _preload_content=False))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return lease.get("spec") or {}, lease["metadata"]["resourceVersion"]
+
+    def write_lease(self, namespace: str, name: str, spec: dict[str, Any], resource_version: str | None) -> None:
+        """Create the Lease, or replace it if still at `resource_version`; Conflict if someone else wrote first."""
+        body: dict[str, Any] = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        try:
+            if resource_version is None:
+                self.coordination.create_namespaced_lease(namespace, body, _preload_content=False)
+            else:
+                body["metadata"]["resourceVersion"] = resource_version
+                self.coordination.replace_namespaced_lease(name, namespace, body, _preload_content=False)
+        except ApiException as error:
+            if error.status == 409:  # AlreadyExists on create, Conflict on replace
+                raise Conflict(f"Lease {namespace}/{name} was written by someone else") from None
+            raise
 
     # --- events ------------------------------------------------------------
     def post_event(self, exportjob: dict[str, Any], event_type: str, reason: str, message: str) -> None:

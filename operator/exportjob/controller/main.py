@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 from prometheus_client import disable_created_metrics
 
 from exportjob.controller import handlers
 from exportjob.controller.kube import KubeApi, load_client_configuration
+from exportjob.controller.leader import LeaderElector
 from exportjob.controller.metrics import Metrics
 from exportjob.controller.reconciler import Reconciler
 from exportjob.controller.settings import SettingsError, load_settings
 
 log = logging.getLogger("exportjob.operator")
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 _STANDARD_RECORD_KEYS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -45,6 +50,21 @@ def _configure_logging(fmt: str) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
+def own_namespace() -> str:
+    """The Pod's namespace (downward API env, then the service-account mount), else `default`."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def identity() -> str:
+    """This replica's name in the Lease: the Pod name (hostname) and process id."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}-{os.getpid()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(argv)
@@ -58,7 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     api = KubeApi(load_client_configuration(), settings.namespaces)
-    handlers.install(Reconciler(api, settings, metrics))
+    leader = None
+    if settings.leader_election:
+        namespace = settings.lease_namespace or own_namespace()
+        leader = LeaderElector(api, namespace, settings.lease_name, identity(), settings.lease_duration_seconds)
+        log.info("leader election", extra={"lease": f"{namespace}/{settings.lease_name}", "identity": leader.identity})
+    else:
+        metrics.leader.set(1)
+    handlers.install(Reconciler(api, settings, metrics, leader=leader))
     kopf.run(
         standalone=True,  # one active replica (Deployment strategy Recreate); no peering objects needed
         clusterwide=settings.clusterwide,

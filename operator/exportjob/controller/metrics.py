@@ -45,6 +45,7 @@ class Metrics:
         self.running = Gauge("exportjob_running", "Exports running now (unfinished worker Jobs).", registry=r)
         self.queue_depth = Gauge("exportjob_queue_depth", "Exports waiting for a slot.", registry=r)
         self.max_concurrent = Gauge("exportjob_max_concurrent", "Cluster-wide limit of running exports.", registry=r)
+        self.leader = Gauge("exportjob_leader", "1 while this replica holds the leader Lease and reconciles.", registry=r)
         for fmt in FORMATS:  # initialise labelled series so rate() sees them from the first scrape
             for result in RESULTS:
                 self.exports.labels(fmt, result)

@@ -31,7 +31,9 @@ from typing import Any
 
 from exportjob.controller import transitions
 from exportjob.controller.admission import Limits, Waiting, plan_admission
-from exportjob.controller.kube import Conflict, KubeApi, NotOurs
+from exportjob.controller.errors import Conflict, NotOurs
+from exportjob.controller.kube import KubeApi
+from exportjob.controller.leader import LeaderElector
 from exportjob.controller.manifests import (
     LABEL_EXPORT_UID,
     WORKER_JOB_SELECTOR,
@@ -79,8 +81,12 @@ def job_finished(job: dict[str, Any]) -> bool:
 
 
 class Reconciler:
-    def __init__(self, api: KubeApi, settings: OperatorSettings, metrics: Metrics, clock: Clock = _utcnow) -> None:
+    def __init__(
+        self, api: KubeApi, settings: OperatorSettings, metrics: Metrics, clock: Clock = _utcnow,
+        leader: LeaderElector | None = None,
+    ) -> None:
         self.api = api
+        self.leader = leader
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
@@ -104,20 +110,36 @@ class Reconciler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.leader is not None:
+            try:
+                self.leader.release()
+            except Exception:
+                log.exception("could not release the leader Lease; a standby takes over when it expires")
 
     def _run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            self._wake.wait(timeout=self.settings.resync_seconds if failures == 0 else min(2**failures, 30))
+            self._wake.wait(timeout=self.settings.renew_interval if failures == 0 else min(2**failures, 30))
             self._wake.clear()
             if self._stopping.is_set():
                 break
             try:
-                self.reconcile_once()
+                if self._may_reconcile():
+                    self.reconcile_once()
                 failures = 0
             except Exception:  # the loop must survive API hiccups; the next pass starts from scratch
                 failures += 1
                 log.exception("reconcile pass failed", extra={"consecutive_failures": failures})
+
+    def _may_reconcile(self) -> bool:
+        """Without leader election always; with it, only while this replica holds the Lease."""
+        if self.leader is None:
+            return True
+        leading = self.leader.lead()
+        self.metrics.leader.set(1 if leading else 0)
+        if not leading:  # a standby reports no levels of its own (rules take the max over replicas)
+            self.metrics.set_levels(running=0, queue_depth=0, max_concurrent=self.limits.total)
+        return leading
 
     # --- one pass ---------------------------------------------------------------
     def reconcile_once(self) -> None:

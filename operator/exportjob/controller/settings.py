@@ -55,6 +55,16 @@ class OperatorSettings(BaseModel):
     metrics_port: int = Field(default=8080, ge=0, le=65_535, description="Port of /metrics (0 disables).")
     health_port: int = Field(default=8081, ge=0, le=65_535, description="Port of the liveness endpoint /healthz.")
     log_format: str = Field(default="json", pattern="^(json|plain)$")
+    leader_election: bool = Field(
+        default=True, description="Reconcile only while holding a Lease, so replicas never decide admission twice."
+    )
+    lease_name: str = Field(default="exportjob-operator", description="Name of the leader-election Lease.")
+    lease_namespace: str | None = Field(
+        default=None, description="Namespace of the Lease; defaults to the operator Pod's own namespace."
+    )
+    lease_duration_seconds: int = Field(
+        default=15, ge=3, le=300, description="A standby takes over when the leader has not renewed for this long."
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
@@ -62,6 +72,13 @@ class OperatorSettings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def renew_interval(self) -> float:
+        """How often the loop wakes at the latest: a resync, and three renewals per lease duration."""
+        if not self.leader_election:
+            return self.resync_seconds
+        return min(self.resync_seconds, self.lease_duration_seconds / 3)
 
     @property
     def clusterwide(self) -> bool:
