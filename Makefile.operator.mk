@@ -2,6 +2,7 @@
 
 crds: setup ## Regenerate crds/ from the API models (operator/exportjob/spec.py, status.py).
 	$(VENV)/bin/exportjob crd > crds/exportjob.io_exportjobs.yaml
+	hack/sync-chart.sh
 
 demo: setup | $(DEVCLUSTER_BINS) ## The main job: local cluster + CRD + operator + examples, then print results (leaves it running).
 	EXPORTJOB_STATE_DIR=$(abspath $(TESTENV_DIR)) hack/demo.sh

@@ -37,9 +37,13 @@ build_tool() {
     mkdir -p "$cache_root/$key"
     (cd "$repo/hack/tools/$wrapper" && go build -ldflags "$ldflags" -o "$target.tmp" "$package") &
     local pid=$!
+    local ticks=0
     while kill -0 "$pid" 2>/dev/null; do
-      sleep 30
-      kill -0 "$pid" 2>/dev/null && log "  still building $name ($(( $(date +%s) - started ))s)"
+      sleep 1
+      ticks=$((ticks + 1))
+      if [ $((ticks % 30)) -eq 0 ] && kill -0 "$pid" 2>/dev/null; then
+        log "  still building $name ($(( $(date +%s) - started ))s)"
+      fi
     done
     wait "$pid"
     mv "$target.tmp" "$target"

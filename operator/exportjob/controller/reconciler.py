@@ -94,7 +94,6 @@ class Reconciler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.passes = 0
 
     # --- loop control ---------------------------------------------------------
     def wake(self) -> None:
@@ -143,7 +142,6 @@ class Reconciler:
 
     # --- one pass ---------------------------------------------------------------
     def reconcile_once(self) -> None:
-        self.passes += 1
         exportjobs = self.api.list_exportjobs()
         jobs = self.api.list_jobs(WORKER_JOB_SELECTOR)
         live = {ej["metadata"]["uid"] for ej in exportjobs}
