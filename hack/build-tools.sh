@@ -28,7 +28,7 @@ module_version() {  # module_version WRAPPER_DIR MODULE_PATH
 build_tool() {
   local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5
   local digest key target started elapsed
-  digest=$(cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod" | sha256sum | cut -c1-12)
+  digest=$( { cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod"; echo "$ldflags"; } | sha256sum | cut -c1-12)
   key="$name-$version-$(go env GOVERSION)-$digest"
   target="$cache_root/$key/$name"
   if [ ! -x "$target" ]; then
@@ -80,7 +80,15 @@ for tool in "${wanted[@]}"; do
       build_tool "$tool" kube "k8s.io/kubernetes/cmd/$tool" "$v" "$(kube_ldflags "$v")" ;;
     helm)
       v=$(module_version "$repo/hack/tools/helm" helm.sh/helm/v3)
-      build_tool helm helm helm.sh/helm/v3/cmd/helm "$v" "-s -w -X helm.sh/helm/v3/internal/version.version=$v" ;;
+      # As helm's own Makefile does: the default Kubernetes version (for kubeVersion
+      # checks and deprecation lint) is that of the client-go it is built with.
+      client_go=$(module_version "$repo/hack/tools/helm" k8s.io/client-go)
+      k8s_minor=${client_go#v0.}; k8s_minor=${k8s_minor%%.*}
+      flags="-s -w -X helm.sh/helm/v3/internal/version.version=$v"
+      for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+        flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+      done
+      build_tool helm helm helm.sh/helm/v3/cmd/helm "$v" "$flags" ;;
     promtool)
       v=$(module_version "$repo/hack/tools/promtool" github.com/prometheus/prometheus)
       minor=${v#v0.}; minor=${minor%%.*}; patch=${v##*.}

@@ -446,3 +446,10 @@ def test_rbac_and_service_account_can_be_turned_off(helm: Path) -> None:
     assert result.returncode != 0 and "serviceAccount.name is required" in result.stderr
     objects = render(helm, "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=mine")
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+
+
+def test_clusters_older_than_podfailurepolicy_ga_are_refused(helm: Path) -> None:
+    """podFailurePolicy (permanent worker failures fail the Job at once) is GA since Kubernetes 1.31."""
+    assert run_helm(helm, "template", "x", str(CHART), "--kube-version", "1.31.0").returncode == 0
+    old = run_helm(helm, "template", "x", str(CHART), "--kube-version", "1.30.9", check=False)
+    assert old.returncode != 0 and "kubeVersion" in old.stderr
