@@ -166,3 +166,25 @@ def test_write_failure_message_names_the_cause():
     failure = write_failure(OSError(errno.ENOSPC, "No space left on device"), "a/b.csv", 42)
     assert failure.reason == Reason.DISK_FULL
     assert "No space left on device" in failure.message and "a/b.csv after 42 bytes" in failure.message
+
+
+def test_parts_of_killed_attempts_are_removed_but_live_ones_kept(tmp_path):
+    import os
+    import time
+
+    from exportjob.worker.output import AtomicOutput
+
+    (tmp_path / "r").mkdir()
+    abandoned = tmp_path / "r" / "a.csv.0badc0de.part"
+    live = tmp_path / "r" / "a.csv.1234abcd.part"
+    other = tmp_path / "r" / "b.csv.0badc0de.part"
+    for part in (abandoned, live, other):
+        part.write_bytes(b"partial")
+    old = time.time() - 3600
+    os.utime(abandoned, (old, old))
+    os.utime(other, (old, old))
+    with AtomicOutput(str(tmp_path), "r/a.csv") as output:
+        output.sink.write(b"x\r\n")
+        output.commit()
+    assert not abandoned.exists() and live.exists() and other.exists()
+    assert (tmp_path / "r" / "a.csv").read_bytes() == b"x\r\n"

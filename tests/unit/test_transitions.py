@@ -50,3 +50,9 @@ def test_waiting_names_what_is_missing():
 
 def test_human_size():
     assert [transitions.human_size(n) for n in (0, 1023, 1536, 5 * 1024**3)] == ["0 B", "1023 B", "1.5 KiB", "5.0 GiB"]
+
+
+def test_success_message_warns_about_replaced_glyphs():
+    result = {"ok": True, "rows": 2, "bytes": 900, "path": "t.pdf", "replacedGlyphs": 2}
+    done = transitions.finished(ExportJobStatus(), outcome=Outcome("Succeeded", result=result), now=T2, generation=1)
+    assert "2 characters outside the PDF font" in done.condition("Complete").message

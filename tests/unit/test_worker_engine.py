@@ -153,3 +153,13 @@ def test_unwritable_termination_log_is_only_a_warning(tmp_path, capsys):
     code, out, err = run_main(["--spec-json", json.dumps(INLINE), "--output-root", str(tmp_path),
                                "--termination-log", str(tmp_path / "missing-dir" / "log")], capsys)
     assert code == 0 and "termination_log.unwritable" in err and json.loads(out)["ok"] is True
+
+
+def test_pdf_reports_characters_its_font_cannot_print(tmp_path):
+    cjk = parse_spec({"format": "pdf", "output": {"path": "t.pdf"},
+                      "source": {"inline": {"columns": ["city"], "rows": [["Zürich"], ["東京"]]}}})
+    result = run_export(cjk, str(tmp_path), Credentials())
+    assert result.replaced_glyphs == 2 and result.to_dict()["replacedGlyphs"] == 2
+    latin = parse_spec({"format": "pdf", "output": {"path": "l.pdf"},
+                        "source": {"inline": {"columns": ["city"], "rows": [["Zürich"]]}}})
+    assert "replacedGlyphs" not in run_export(latin, str(tmp_path), Credentials()).to_dict()

@@ -98,11 +98,11 @@ def finished(status: ExportJobStatus, *, outcome: Outcome, now: str, generation:
     }
     if outcome.state == "Succeeded":
         size = int(result.get("bytes") or 0)
-        conditions = with_condition(
-            status, COMPLETE, "True", REASON_SUCCEEDED,
-            f"wrote {result.get('rows', 0)} rows ({human_size(size)}) to {result.get('path') or status.path}",
-            now, generation,
-        )
+        message = f"wrote {result.get('rows', 0)} rows ({human_size(size)}) to {result.get('path') or status.path}"
+        if result.get("replacedGlyphs"):
+            message += (f"; {result['replacedGlyphs']} characters outside the PDF font (WinAnsi) were printed as '?'"
+                        " (see docs/pdf.md)")
+        conditions = with_condition(status, COMPLETE, "True", REASON_SUCCEEDED, message, now, generation)
         return status.model_copy(update={
             **common, "phase": "Succeeded", "conditions": conditions,
             "rows": result.get("rows"), "bytes": size, "size": human_size(size), "sha256": result.get("sha256"),

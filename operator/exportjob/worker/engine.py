@@ -96,6 +96,7 @@ def run_export(
     with open_source(spec, credentials) as source, AtomicOutput(output_root, spec.output.path) as output:
         sink = output.sink
         copy_csv = getattr(source, "copy_csv", None)
+        replaced: int | None = None
         if spec.format == "csv" and copy_csv is not None:
             report = _Reporter(progress, sink, None, progress_interval)
             rows, columns = copy_csv(sink, spec.columns, spec.csv_options, report)
@@ -110,6 +111,7 @@ def run_export(
                 rows += len(batch)
                 report(rows)
             writer.close()
+            replaced = getattr(writer, "replaced_glyphs", None)  # PDF: characters printed as '?'
         info = output.commit()
         report(rows, final=True)
         finished = utc_now()
@@ -132,6 +134,7 @@ def run_export(
     return ExportResult(
         ok=True, path=spec.output.path, format=spec.format, source=spec.source.kind, started_at=started,
         finished_at=finished, rows=rows, bytes=info.bytes, sha256=info.sha256, manifest_path=manifest_path,
+        replaced_glyphs=replaced,
     )
 
 

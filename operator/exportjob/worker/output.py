@@ -7,7 +7,8 @@
    path is inside the real root (a symlink that stays inside is followed, one
    that escapes is refused; checking the opened descriptor leaves no race);
    an existing symlink or directory under the final name is refused;
-2. writes `<name>.<random>.part` (O_CREAT|O_EXCL|O_NOFOLLOW, so two attempts
+2. removes `<name>.*.part` files of killed attempts (untouched for 10 min), then
+   writes `<name>.<random>.part` (O_CREAT|O_EXCL|O_NOFOLLOW, so two attempts
    of the same export never share a file), counting bytes and computing the
    sha256 while streaming (`sink`);
 3. `commit()`: fsync the file, rename it over the final name, fsync the directory;
@@ -28,8 +29,10 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import stat
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -187,6 +190,7 @@ class AtomicOutput:
     def __enter__(self) -> AtomicOutput:
         self._dir_fd, self._name = open_parent_directory(self.root, self.path)
         try:
+            remove_abandoned_parts(self._dir_fd, self._name)
             self._part = self._part_name(self._name)
             try:
                 fd = os.open(self._part, _PART_FLAGS, 0o644, dir_fd=self._dir_fd)
@@ -267,6 +271,25 @@ class AtomicOutput:
                 _unlink_quietly(self._part, self._dir_fd)
             os.close(self._dir_fd)
             self._dir_fd = None
+
+
+# A `.part` file nobody has written to for this long was left by a killed attempt
+# (SIGKILL, OOM kill: no cleanup ran). A live writer touches its file constantly.
+ABANDONED_PART_SECONDS = 600
+
+
+def remove_abandoned_parts(dir_fd: int, name: str, max_age: float = ABANDONED_PART_SECONDS) -> int:
+    """Remove `<name>.<8 hex>.part` files untouched for `max_age` seconds; return how many."""
+    pattern = re.compile(re.escape(name) + r"\.[0-9a-f]{8}\.part")
+    oldest_allowed = time.time() - max_age
+    removed = 0
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                if entry.stat(follow_symlinks=False).st_mtime < oldest_allowed:
+                    _unlink_quietly(entry.name, dir_fd)
+                    removed += 1
+    return removed
 
 
 def _unlink_quietly(name: str, dir_fd: int) -> None:

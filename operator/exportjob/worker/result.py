@@ -50,6 +50,8 @@ class ExportResult:
     reason: str | None = None
     message: str | None = None
     retryable: bool | None = None
+    # PDF only: characters outside the standard font's WinAnsi set, printed as '?'.
+    replaced_glyphs: int | None = None
 
     @classmethod
     def failed(
@@ -83,6 +85,8 @@ class ExportResult:
             "durationSeconds": round((self.finished_at - self.started_at).total_seconds(), 3),
             "peakMemoryBytes": peak_memory_bytes(),
         }
+        if self.replaced_glyphs:
+            data["replacedGlyphs"] = self.replaced_glyphs
         if not self.ok:
             data.update(reason=self.reason, message=self.message, retryable=self.retryable)
         return data
