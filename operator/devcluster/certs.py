@@ -139,7 +139,7 @@ def ensure_pki(pki_dir: Path) -> Pki:
     _write(pki.ca_cert, ca_cert.public_bytes(pem))
 
     key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
                                         "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1", "10.0.0.1")]
     cert = _issue(_name("kube-apiserver"), key, ca_key, ca_name,

@@ -79,7 +79,7 @@ class Api:
         return r.json()
 
     def request_token(self, namespace: str, service_account: str, spec: dict[str, Any]) -> str:
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        body: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": {"expirationSeconds": int(spec.get("expirationSeconds") or 3600)}}
         if spec.get("audience"):
             body["spec"]["audiences"] = [spec["audience"]]

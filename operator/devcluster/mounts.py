@@ -37,6 +37,7 @@ class PathMap:
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._pairs: dict[str, str] = {}
+        self._regex: re.Pattern[str] | None = None
         for container_path, host_path in pairs:
             self.add(container_path, host_path)
 
@@ -55,10 +56,10 @@ class PathMap:
 
     @property
     def regex(self) -> re.Pattern[str] | None:
-        if getattr(self, "_regex", None) is None and self._pairs:
+        if self._regex is None and self._pairs:
             alternatives = "|".join(re.escape(p) for p, _ in self.items())
             self._regex = re.compile(rf"(?<![{_PATH_CHARS}/])(?:{alternatives})(?![{_PATH_CHARS}])")
-        return getattr(self, "_regex", None)
+        return self._regex
 
     def apply(self, value: str) -> str:
         """Rewrite every mapped container path occurring in ``value``."""

@@ -178,8 +178,9 @@ class PodResolver:
                 raise VolumeError(f"invalid item path {rel!r}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data[key])
-            if item_mode or mode:
-                os.chmod(path, (item_mode or mode) & 0o777)
+            file_mode = item_mode or mode
+            if file_mode:
+                os.chmod(path, file_mode & 0o777)
 
     def _object_volume(self, kind: str, target: Path, name: str, items, optional: bool, mode) -> None:
         obj = self.get(kind, self.namespace, name)

@@ -44,6 +44,11 @@ def _data(response: Any) -> dict[str, Any]:
     return json.loads(response.data)
 
 
+def _body(manifest: dict[str, Any]) -> Any:
+    """A plain-dictionary request body (the client serialises dictionaries as they are; its stubs want models)."""
+    return manifest
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -59,10 +64,12 @@ class KubeApi:
     # --- ExportJobs -------------------------------------------------------
     def list_exportjobs(self) -> list[dict[str, Any]]:
         if not self.namespaces:
-            return self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL)["items"]
+            return _data(self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, _preload_content=False))["items"]
         items: list[dict[str, Any]] = []
         for namespace in self.namespaces:
-            items += self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL)["items"]
+            response = self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL,
+                                                                 _preload_content=False)
+            items += _data(response)["items"]
         return items
 
     def patch_exportjob_status(
@@ -73,7 +80,8 @@ class KubeApi:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return self.custom.patch_namespaced_custom_object_status(API_GROUP, API_VERSION, namespace, PLURAL, name, body)
+            return _data(self.custom.patch_namespaced_custom_object_status(
+                API_GROUP, API_VERSION, namespace, PLURAL, name, body, _preload_content=False))
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{namespace}/{name} changed meanwhile") from None
@@ -93,7 +101,7 @@ class KubeApi:
         """Create the Job, or adopt the existing one of the same name and owner. Returns (job, created)."""
         namespace = manifest["metadata"]["namespace"]
         try:
-            return _data(self.batch.create_namespaced_job(namespace, manifest, _preload_content=False)), True
+            return _data(self.batch.create_namespaced_job(namespace, _body(manifest), _preload_content=False)), True
         except ApiException as error:
             if error.status != 409:
                 raise
@@ -166,10 +174,10 @@ class KubeApi:
                                 "metadata": {"name": name, "namespace": namespace}, "spec": spec}
         try:
             if resource_version is None:
-                self.coordination.create_namespaced_lease(namespace, body, _preload_content=False)
+                self.coordination.create_namespaced_lease(namespace, _body(body), _preload_content=False)
             else:
                 body["metadata"]["resourceVersion"] = resource_version
-                self.coordination.replace_namespaced_lease(name, namespace, body, _preload_content=False)
+                self.coordination.replace_namespaced_lease(name, namespace, _body(body), _preload_content=False)
         except ApiException as error:
             if error.status == 409:  # AlreadyExists on create, Conflict on replace
                 raise Conflict(f"Lease {namespace}/{name} was written by someone else") from None
@@ -191,6 +199,6 @@ class KubeApi:
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
+            self.core.create_namespaced_event(meta["namespace"], _body(body), _preload_content=False)
         except ApiException as error:  # events are best effort; never fail a reconcile over one
             log.warning("could not post event", extra={"reason": reason, "status": error.status})

@@ -75,7 +75,7 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
     """Classify a worker Job and, when it has finished, explain how."""
     status = job.get("status") or {}
     attempts = int(status.get("succeeded") or 0) + int(status.get("failed") or 0) + int(status.get("active") or 0)
-    common = {"attempts": attempts, "start_time": status.get("startTime")}
+    common: dict[str, Any] = {"attempts": attempts, "start_time": status.get("startTime")}
     terminated = _last_terminated(pods)
     result = parse_result(terminated.get("message") if terminated else None)
 

@@ -8,7 +8,7 @@ is a no-op, and `status_patch` sends only what changed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from exportjob.controller.outcome import Outcome
 from exportjob.status import (
@@ -23,6 +23,9 @@ from exportjob.status import (
 )
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
 def human_size(size: int) -> str:
     """1536 -> '1.5 KiB' (binary units, as kubectl users read sizes)."""
     value = float(size)
@@ -34,7 +37,8 @@ def human_size(size: int) -> str:
 
 
 def with_condition(
-    status: ExportJobStatus, type_: str, value: str, reason: str, message: str, now: str, generation: int | None
+    status: ExportJobStatus, type_: str, value: ConditionStatus, reason: str, message: str, now: str,
+    generation: int | None,
 ) -> list[Condition]:
     """The conditions of `status` with `type_` set; lastTransitionTime moves only when `value` changes."""
     previous = status.condition(type_)

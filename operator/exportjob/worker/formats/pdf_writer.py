@@ -498,8 +498,9 @@ class PdfTableWriter:
                     if value is None:
                         continue
                     kind = type(value)
+                    text: str
                     if kind is str:
-                        text = value
+                        text = value  # type: ignore[assignment]  # checked by `kind is str` (fast path)
                     elif kind is int:
                         text = str(value)
                     elif kind is float:
