@@ -282,13 +282,14 @@ def test_clusterwide_install_with_every_toggle_runs_an_export_with_the_charts_rb
     can = lambda verb, resource, *flags: cli.can_i(sa, verb, resource, *flags)  # noqa: E731
     assert can("list", "exportjobs.exportjob.io", "--all-namespaces")
     assert can("patch", "exportjobs.exportjob.io", "--subresource=status", "-n", "elsewhere")
+    assert can("patch", "exportjobs.exportjob.io", "-n", "elsewhere")  # the finished label only (spec is immutable)
     assert can("create", "jobs.batch", "-n", "elsewhere") and can("get", "secrets", "-n", "elsewhere")
     for verb, resource, *flags in [
         ("list", "secrets", "--all-namespaces"), ("watch", "secrets", "-n", namespace), ("list", "secrets", "-n", namespace),
         ("create", "pods", "-n", namespace), ("create", "pods", "--subresource=exec", "-n", namespace),
         ("delete", "pods", "-n", namespace), ("get", "pods", "--subresource=log", "-n", namespace),
         ("delete", "exportjobs.exportjob.io", "-n", namespace), ("create", "exportjobs.exportjob.io", "-n", namespace),
-        ("patch", "exportjobs.exportjob.io", "-n", namespace), ("update", "exportjobs.exportjob.io", "-n", namespace),
+        ("update", "exportjobs.exportjob.io", "-n", namespace),
         ("update", "jobs.batch", "-n", namespace), ("patch", "jobs.batch", "-n", namespace),
         ("get", "configmaps", "-n", namespace), ("create", "persistentvolumeclaims", "-n", namespace),
         ("create", "serviceaccounts", "--subresource=token", "-n", namespace),

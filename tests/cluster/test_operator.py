@@ -43,6 +43,8 @@ def test_csv_export_lands_on_the_claim_with_the_status_telling_the_truth(exportj
     assert conditions["Complete"]["status"] == "True" and conditions["Admitted"]["status"] == "True"
     assert all(c["lastTransitionTime"] for c in conditions.values())
     assert status["observedGeneration"] == 1
+    # Finished exports are labelled, so passes no longer list them.
+    assert exportjobs.get("orders")["metadata"]["labels"]["exportjob.io/finished"] == "true"
 
     (job,) = exportjobs.worker_jobs()
     owner = job.metadata.owner_references[0]

@@ -41,6 +41,7 @@ CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding
 LEAST_PRIVILEGE = {
     ("exportjob.io", "exportjobs", "list"),
     ("exportjob.io", "exportjobs", "watch"),
+    ("exportjob.io", "exportjobs", "patch"),
     ("exportjob.io", "exportjobs/status", "patch"),
     ("batch", "jobs", "get"),
     ("batch", "jobs", "list"),
@@ -61,6 +62,7 @@ CLIENT_CALLS = {
     "list_namespaced_custom_object": ("exportjob.io", "exportjobs", "list"),
     "get_namespaced_custom_object": ("exportjob.io", "exportjobs", "get"),
     "patch_namespaced_custom_object_status": ("exportjob.io", "exportjobs/status", "patch"),
+    "patch_namespaced_custom_object": ("exportjob.io", "exportjobs", "patch"),
     "list_job_for_all_namespaces": ("batch", "jobs", "list"),
     "list_namespaced_job": ("batch", "jobs", "list"),
     "read_namespaced_job": ("batch", "jobs", "get"),

@@ -121,10 +121,11 @@ The operator's RBAC rules, derived from operator/exportjob/controller/kube.py
 (cluster-wide mode) and by each namespace's Role (watchNamespaces mode).
 */}}
 {{- define "exportjob-operator.rbacRules" -}}
-# ExportJobs: list (admission counts every request) and watch (Kopf's event stream).
+# ExportJobs: list (admission counts every request), watch (Kopf's event stream),
+# patch (the exportjob.io/finished label, so finished exports drop out of the list).
 - apiGroups: ["exportjob.io"]
   resources: ["exportjobs"]
-  verbs: ["list", "watch"]
+  verbs: ["list", "watch", "patch"]
 # Status is the only thing the operator writes on an ExportJob (merge patch).
 - apiGroups: ["exportjob.io"]
   resources: ["exportjobs/status"]

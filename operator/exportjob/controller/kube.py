@@ -6,7 +6,8 @@ are direct LISTs and GETs against the API server — consistent reads, not a
 cache — because admission must count what exists now.
 
 RBAC this module needs (the chart grants exactly this, and tests/tools/test_chart.py
-checks the two agree): exportjobs list/watch, exportjobs/status patch; leases get/create/update (in the operator's own
+checks the two agree): exportjobs list/watch/patch (patch: the `finished` label),
+exportjobs/status patch; leases get/create/update (in the operator's own
 namespace, for leader election); jobs
 get/list/watch/create/delete (get: adopting an existing Job); pods list;
 persistentvolumeclaims get; serviceaccounts get; secrets get (only to check that a referenced key
@@ -62,15 +63,27 @@ class KubeApi:
         self.coordination = client.CoordinationV1Api(api_client)
 
     # --- ExportJobs -------------------------------------------------------
-    def list_exportjobs(self) -> list[dict[str, Any]]:
+    def list_exportjobs(self, label_selector: str) -> list[dict[str, Any]]:
         if not self.namespaces:
-            return _data(self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, PLURAL, _preload_content=False))["items"]
+            response = self.custom.list_cluster_custom_object(
+                API_GROUP, API_VERSION, PLURAL, label_selector=label_selector, _preload_content=False)
+            return _data(response)["items"]
         items: list[dict[str, Any]] = []
         for namespace in self.namespaces:
-            response = self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL,
-                                                                 _preload_content=False)
+            response = self.custom.list_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, PLURAL, label_selector=label_selector, _preload_content=False)
             items += _data(response)["items"]
         return items
+
+    def label_exportjob(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched)."""
+        try:
+            self.custom.patch_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, PLURAL, name, {"metadata": {"labels": labels}},
+                _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing to label
+                raise
 
     def patch_exportjob_status(
         self, namespace: str, name: str, status_patch: dict[str, Any], resource_version: str | None = None

@@ -29,6 +29,10 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_EXPORT_NAME = f"{API_GROUP}/name"
 LABEL_EXPORT_UID = f"{API_GROUP}/uid"
 WORKER_JOB_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}=worker"
+# Set on an ExportJob once it is terminal, so that reconcile passes list only the
+# unfinished ones however many finished ExportJobs users keep.
+LABEL_FINISHED = f"{API_GROUP}/finished"
+UNFINISHED_SELECTOR = f"!{LABEL_FINISHED}"
 TERMINATION_LOG = "/dev/termination-log"
 ENV_SPEC = "EXPORTJOB_SPEC"
 ENV_POSTGRES_DSN = "EXPORTJOB_POSTGRES_DSN"

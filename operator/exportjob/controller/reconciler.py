@@ -1,8 +1,9 @@
 """The reconcile loop: list the world, rebuild every ExportJob's status from it, admit what fits.
 
 One loop, in one thread, makes every decision: Kopf's watch handlers only wake
-it. Each pass reads ExportJobs and worker Jobs straight from the API server and
-then, in numbered steps:
+it. Each pass reads the unfinished ExportJobs (finished ones carry the label
+`exportjob.io/finished` and are not listed) and the worker Jobs straight from the
+API server and then, in numbered steps:
 
 1. Deletes worker Jobs whose ExportJob is gone (the garbage collector would too;
    this frees their slots sooner). They count as running until they are gone.
@@ -36,6 +37,8 @@ from exportjob.controller.kube import KubeApi
 from exportjob.controller.leader import LeaderElector
 from exportjob.controller.manifests import (
     LABEL_EXPORT_UID,
+    LABEL_FINISHED,
+    UNFINISHED_SELECTOR,
     WORKER_JOB_SELECTOR,
     build_worker_job,
     claim_name,
@@ -142,16 +145,19 @@ class Reconciler:
 
     # --- one pass ---------------------------------------------------------------
     def reconcile_once(self) -> None:
-        exportjobs = self.api.list_exportjobs()
+        exportjobs = self.api.list_exportjobs(UNFINISHED_SELECTOR)
         jobs = self.api.list_jobs(WORKER_JOB_SELECTOR)
         live = {ej["metadata"]["uid"] for ej in exportjobs}
         jobs_by_owner = {job["metadata"]["labels"].get(LABEL_EXPORT_UID): job for job in jobs}
 
-        # 1. Orphans: their ExportJob is gone; they hold their slot until deleted.
+        # 1. Orphans: unfinished Jobs whose ExportJob is gone (an ExportJob becomes
+        # terminal only after its Job finished, so an unfinished Job's owner is always
+        # among the unfinished ones listed). They hold their slot until deleted.
         running: Counter[str] = Counter()
         for job in jobs:
-            if not job_finished(job):
-                running[job["metadata"]["namespace"]] += 1
+            if job_finished(job):
+                continue
+            running[job["metadata"]["namespace"]] += 1
             if job["metadata"]["labels"].get(LABEL_EXPORT_UID) not in live and not job["metadata"].get("deletionTimestamp"):
                 log.info("deleting orphaned worker Job", extra={"job": job["metadata"]["name"]})
                 self.api.delete_job(job["metadata"]["namespace"], job["metadata"]["name"])
@@ -203,7 +209,8 @@ class Reconciler:
         if meta.get("deletionTimestamp"):
             return None
         status = ExportJobStatus.model_validate(ej.get("status") or {})
-        if status.is_terminal:
+        if status.is_terminal:  # finished but not yet labelled (the label write failed): label it now
+            self.api.label_exportjob(meta["namespace"], meta["name"], {LABEL_FINISHED: "true"})
             return None
         try:
             spec = parse_spec(ej.get("spec") or {})
@@ -294,6 +301,8 @@ class Reconciler:
         """Write a terminal status; count it only if this write is the one that made it terminal."""
         if not self._write(ej, old, new):
             return
+        # Finished exports drop out of every later pass's LIST (UNFINISHED_SELECTOR).
+        self.api.label_exportjob(ej["metadata"]["namespace"], ej["metadata"]["name"], {LABEL_FINISHED: "true"})
         succeeded = new.phase == "Succeeded"
         self.metrics.record_finished(
             fmt, succeeded=succeeded, reason=new.reason, rows=new.rows, size=new.bytes,
