@@ -48,6 +48,8 @@ def _configure_logging(fmt: str) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # Kopf logs every handler call at INFO; ours only wake the loop, which logs what it decides.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def own_namespace() -> str:
