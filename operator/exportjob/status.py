@@ -20,14 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 Phase = Literal["Queued", "Waiting", "Running", "Succeeded", "Failed"]
-PHASES: tuple[Phase, ...] = ("Queued", "Waiting", "Running", "Succeeded", "Failed")
 TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
 
 # Condition types.
 ADMITTED = "Admitted"  # True once a slot is granted and the worker Job exists.
 COMPLETE = "Complete"  # True when the file is written (terminal).
 FAILED = "Failed"  # True when the export failed for good (terminal).
-CONDITION_TYPES = (ADMITTED, COMPLETE, FAILED)
 
 # Reasons of the Admitted condition while not admitted.
 REASON_QUEUED = "Queued"  # waiting for a free slot
@@ -36,23 +34,8 @@ REASON_SECRET_NOT_FOUND = "SecretNotFound"  # waiting: a referenced Secret or ke
 REASON_SERVICE_ACCOUNT_NOT_FOUND = "ServiceAccountNotFound"  # waiting: the worker's ServiceAccount does not exist
 REASON_ADMITTED = "Admitted"
 REASON_SUCCEEDED = "Succeeded"
-
-# Failure reasons (of the Failed condition). The worker reports most of them in
-# its result; the operator adds those only it can observe.
-FAILURE_REASONS = (
-    "InvalidSpec",
-    "SourceUnreachable",
-    "SourceTimeout",
-    "QueryFailed",
-    "MalformedSource",
-    "MissingCredentials",
-    "OutputPathInvalid",
-    "DiskFull",
-    "WriteFailed",
-    "DeadlineExceeded",
-    "BackoffLimitExceeded",
-    "WorkerCrashed",
-)
+# Failure reasons: the worker's (exportjob.worker.errors.Reason) plus DeadlineExceeded,
+# WorkerCrashed and JobNameConflict, which only the operator observes (docs/operator.md).
 
 
 class _StatusModel(BaseModel):

@@ -37,6 +37,11 @@ def _condition(job: dict[str, Any], condition_type: str) -> dict[str, Any] | Non
     return None
 
 
+def job_finished(job: dict[str, Any]) -> bool:
+    """The Job has its terminal condition (Complete or Failed): its slot is free."""
+    return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
+
+
 def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated")

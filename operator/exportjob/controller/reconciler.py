@@ -45,7 +45,7 @@ from exportjob.controller.manifests import (
     secret_refs,
 )
 from exportjob.controller.metrics import Metrics
-from exportjob.controller.outcome import observe_job
+from exportjob.controller.outcome import job_finished, observe_job
 from exportjob.controller.settings import OperatorSettings
 from exportjob.spec import ExportJobSpec, SpecError, parse_spec
 from exportjob.status import (
@@ -74,13 +74,6 @@ def _parse_time(value: str) -> datetime:
 
 def _ids(ej: dict[str, Any]) -> dict[str, str]:
     return {"namespace": ej["metadata"].get("namespace", ""), "exportjob": ej["metadata"].get("name", "")}
-
-
-def job_finished(job: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
 
 
 class Reconciler:
