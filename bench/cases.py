@@ -77,8 +77,15 @@ def worker_case(name: str, label: str, rows: int, spec: dict, ctx: Context, env:
     root = ctx.workdir / name
     root.mkdir(parents=True, exist_ok=True)
     spec = {**spec, "output": {"path": "out.csv"}}
-    argv = [str(VENV_BIN / "exportjob-worker"), "--spec-json", json.dumps(spec), "--output-root", str(root),
-            "--termination-log", str(root / "termination-log")]
+    argv = [
+        str(VENV_BIN / "exportjob-worker"),
+        "--spec-json",
+        json.dumps(spec),
+        "--output-root",
+        str(root),
+        "--termination-log",
+        str(root / "termination-log"),
+    ]
     return Case(name, label, rows, argv, root / "out.csv", env or {}, root / "termination-log")
 
 
@@ -91,14 +98,39 @@ def postgres_csv(ctx: Context) -> Iterable[Item]:
     env = {"EXPORTJOB_POSTGRES_DSN": ctx.dsn}
     psql_out = ctx.workdir / "psql.csv"
     psql = shutil.which("psql") or "psql"
-    yield Case("pg-psql", "psql \\copy ... csv header", ctx.pg_rows,
-               [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", ctx.dsn, "-c",
-                f"\\copy ({query}) to '{psql_out}' csv header"], psql_out)
-    yield worker_case("pg-worker", "exportjob-worker, defaults (guard on, crlf)", ctx.pg_rows,
-                      {"format": "csv", "source": source}, ctx, env)
-    yield worker_case("pg-worker-plain", "exportjob-worker, formulaEscape off, lf", ctx.pg_rows,
-                      {"format": "csv", "source": source, "csv": {"formulaEscape": False, "lineTerminator": "lf"}},
-                      ctx, env)
+    yield Case(
+        "pg-psql",
+        "psql \\copy ... csv header",
+        ctx.pg_rows,
+        [
+            psql,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            ctx.dsn,
+            "-c",
+            f"\\copy ({query}) to '{psql_out}' csv header",
+        ],
+        psql_out,
+    )
+    yield worker_case(
+        "pg-worker",
+        "exportjob-worker, defaults (guard on, crlf)",
+        ctx.pg_rows,
+        {"format": "csv", "source": source},
+        ctx,
+        env,
+    )
+    yield worker_case(
+        "pg-worker-plain",
+        "exportjob-worker, formulaEscape off, lf",
+        ctx.pg_rows,
+        {"format": "csv", "source": source, "csv": {"formulaEscape": False, "lineTerminator": "lf"}},
+        ctx,
+        env,
+    )
     yield Comparison("pg-worker", "pg-psql", f"PostgreSQL {ctx.pg_rows:,} rows -> CSV: worker vs psql", 0.8)
     yield Comparison("pg-worker-plain", "pg-psql", "  same, guard off and lf (what psql does)")
 
@@ -108,9 +140,16 @@ def synthetic_csv(ctx: Context) -> Iterable[Item]:
     spec = {"format": "csv", "source": {"synthetic": {"records": ctx.csv_rows, "seed": 1}}}
     yield worker_case("synthetic-worker", "exportjob-worker (guard, sha256, fsync, rename)", ctx.csv_rows, spec, ctx)
     out = ctx.workdir / "plain.csv"
-    yield Case("synthetic-plain", "plain csv.writer loop, same generator", ctx.csv_rows,
-               [sys.executable, str(BENCH_DIR / "run.py"), "--child", "plain-csv", str(ctx.csv_rows), str(out)], out)
-    yield Comparison("synthetic-worker", "synthetic-plain", f"synthetic {ctx.csv_rows:,} rows -> CSV: worker vs plain csv.writer")
+    yield Case(
+        "synthetic-plain",
+        "plain csv.writer loop, same generator",
+        ctx.csv_rows,
+        [sys.executable, str(BENCH_DIR / "run.py"), "--child", "plain-csv", str(ctx.csv_rows), str(out)],
+        out,
+    )
+    yield Comparison(
+        "synthetic-worker", "synthetic-plain", f"synthetic {ctx.csv_rows:,} rows -> CSV: worker vs plain csv.writer"
+    )
 
 
 @register

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model
 
 TITLE = "Synthetic orders"
 
@@ -56,15 +56,22 @@ def _fallback_stream(records: int):
     from decimal import Decimal
 
     columns = ["id", "uuid", "name", "email", "amount", "timestamp", "flag", "category"]
-    base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     cats = ["books", "electronics", "garden", "toys", "music"]
 
     def batches():
         for first in range(0, records, 2000):
             yield [
-                (i, f"{(i * 2654435761) % (1 << 64):016x}-4000-8000-{i:012x}", f"Name {i % 4093}",
-                 f"user{i % 4093}@example.com", Decimal(i % 99_991).scaleb(-2),
-                 (base + dt.timedelta(seconds=10 * i)).isoformat(), i % 3 == 0, cats[i % 5])
+                (
+                    i,
+                    f"{(i * 2654435761) % (1 << 64):016x}-4000-8000-{i:012x}",
+                    f"Name {i % 4093}",
+                    f"user{i % 4093}@example.com",
+                    Decimal(i % 99_991).scaleb(-2),
+                    (base + dt.timedelta(seconds=10 * i)).isoformat(),
+                    i % 3 == 0,
+                    cats[i % 5],
+                )
                 for i in range(first, min(records, first + 2000))
             ]
 
@@ -101,33 +108,48 @@ def run_longtable(columns, batches, out: Path) -> dict:
     data: list[list[str]] = [list(columns)]
     for batch in batches:
         for row in batch:
-            data.append(["" if v is None else ("true" if v else "false") if isinstance(v, bool) else str(v) for v in row])
+            data.append(
+                ["" if v is None else ("true" if v else "false") if isinstance(v, bool) else str(v) for v in row]
+            )
 
     def page_number(canvas, doc):
         canvas.setFont("Helvetica", 7)
         canvas.drawString(28.35, 18, f"Page {doc.page}")
 
-    doc = SimpleDocTemplate(str(out), pagesize=landscape(A4), leftMargin=28.35, rightMargin=28.35,
-                            topMargin=28.35, bottomMargin=28.35, title=TITLE)
+    doc = SimpleDocTemplate(
+        str(out),
+        pagesize=landscape(A4),
+        leftMargin=28.35,
+        rightMargin=28.35,
+        topMargin=28.35,
+        bottomMargin=28.35,
+        title=TITLE,
+    )
     table = LongTable(data, repeatRows=1)
-    table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 8),
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.whitesmoke]),
-        ("TOPPADDING", (0, 0), (-1, -1), 1),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
-    ]))
-    doc.build([Paragraph(TITLE, getSampleStyleSheet()["Heading2"]), table],
-              onFirstPage=page_number, onLaterPages=page_number)
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), "Helvetica", 8),
+                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.whitesmoke]),
+                ("TOPPADDING", (0, 0), (-1, -1), 1),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+            ]
+        )
+    )
+    doc.build(
+        [Paragraph(TITLE, getSampleStyleSheet()["Heading2"]), table], onFirstPage=page_number, onLaterPages=page_number
+    )
     return {"pages": doc.page, "rows": len(data) - 1}
 
 
 def child(writer: str, records: int, out: Path) -> None:
     # Imports and the generator's set-up happen before the clock starts (they are in the RSS).
-    import exportjob.spec  # noqa: F401
-    import exportjob.worker.formats.pdf_writer  # noqa: F401
     import reportlab.platypus  # noqa: F401
+
+    import exportjob.spec
+    import exportjob.worker.formats.pdf_writer  # noqa: F401
 
     columns, batches = _batches(records)
     run = {"source": run_source, "ours": run_ours, "longtable": run_longtable}[writer]
@@ -148,7 +170,9 @@ def measure(writer: str, records: int, repeat: int, workdir: Path) -> dict:
         out = workdir / f"{writer}-{records}-{i}.pdf"
         proc = subprocess.run(
             [sys.executable, __file__, "--child", writer, str(records), str(out)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise SystemExit(f"{writer} at {records} rows failed:\n{proc.stderr}")
@@ -179,37 +203,50 @@ def main() -> None:
         return
 
     cases = [c for c in CASES if c[1] == 10_000 or c[0] == "source"] if args.quick else CASES
-    print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, "
-          f"median of {args.repeat}", flush=True)
+    print(
+        f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, median of {args.repeat}",
+        flush=True,
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="pdfbench-") as tmp:
         for writer, records in cases:
             r = measure(writer, records, args.repeat, Path(tmp))
             results.append(r)
-            print(f"  {writer:9} {records:>9,} rows: {r['rows_per_s']:>10,.0f} rows/s  "
-                  f"{r['peak_rss_mb']:6.1f} MB peak RSS  ({r['seconds']:.1f} s, {r['pages']:,} pages)", flush=True)
+            print(
+                f"  {writer:9} {records:>9,} rows: {r['rows_per_s']:>10,.0f} rows/s  "
+                f"{r['peak_rss_mb']:6.1f} MB peak RSS  ({r['seconds']:.1f} s, {r['pages']:,} pages)",
+                flush=True,
+            )
 
     by = {(r["writer"], r["records"]): r for r in results}
     print()
     print("| rows | writer | rows/s | MB/s | peak RSS | pages | file size |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for r in results:
-        name = {"source": "rows only, no PDF", "ours": "ours (streaming)", "longtable": "platypus LongTable"}[r["writer"]]
-        print(f"| {r['records']:,} | {name} "
-              f"| {r['rows_per_s']:,.0f} | {r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} MB | {r['pages']:,} "
-              f"| {r['bytes'] / 1e6:.1f} MB |")
+        name = {"source": "rows only, no PDF", "ours": "ours (streaming)", "longtable": "platypus LongTable"}[
+            r["writer"]
+        ]
+        print(
+            f"| {r['records']:,} | {name} "
+            f"| {r['rows_per_s']:,.0f} | {r['mb_per_s']:.1f} | {r['peak_rss_mb']:.0f} MB | {r['pages']:,} "
+            f"| {r['bytes'] / 1e6:.1f} MB |"
+        )
     print()
     for records in (10_000, 50_000):
         ours, base = by.get(("ours", records)), by.get(("longtable", records))
         if ours and base:
-            print(f"{records:,} rows: ours is {ours['rows_per_s'] / base['rows_per_s']:.0f}x faster "
-                  f"with {ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x the peak RSS of LongTable "
-                  f"({ours['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB)")
+            print(
+                f"{records:,} rows: ours is {ours['rows_per_s'] / base['rows_per_s']:.0f}x faster "
+                f"with {ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x the peak RSS of LongTable "
+                f"({ours['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB)"
+            )
     small, large = by.get(("ours", 50_000)), by.get(("ours", 500_000))
     if small and large:
-        print(f"flatness: ours peak RSS {small['peak_rss_mb']:.1f} MB at 50,000 rows vs "
-              f"{large['peak_rss_mb']:.1f} MB at 500,000 rows ({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x "
-              f"for 10x the rows)")
+        print(
+            f"flatness: ours peak RSS {small['peak_rss_mb']:.1f} MB at 50,000 rows vs "
+            f"{large['peak_rss_mb']:.1f} MB at 500,000 rows ({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x "
+            f"for 10x the rows)"
+        )
     if args.json:
         print(json.dumps(results, indent=2))
 

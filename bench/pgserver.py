@@ -38,7 +38,9 @@ def bin_dir() -> str:
     found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
     found.sort(key=lambda path: int(path.split("/")[4]) if path.split("/")[4].isdigit() else 0)
     if not found:
-        raise PostgresUnavailable(f"PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: {PACKAGE_HINT}")
+        raise PostgresUnavailable(
+            f"PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: {PACKAGE_HINT}"
+        )
     return os.path.dirname(found[-1])
 
 
@@ -56,8 +58,14 @@ class TempPostgres:
         self._as_root = os.geteuid() == 0
 
     def dsn(self, **overrides: object) -> str:
-        params: dict[str, object] = {"host": self.host, "port": self.port, "user": self.user,
-                                     "password": self.password, "dbname": self.database, **overrides}
+        params: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.database,
+            **overrides,
+        }
         return " ".join(f"{key}={value}" for key, value in params.items())
 
     def _run(self, *command: str) -> None:
@@ -66,8 +74,9 @@ class TempPostgres:
         if done.returncode != 0:
             log = os.path.join(self._base, "server.log")
             server_log = open(log).read()[-4000:] if os.path.exists(log) else ""
-            raise PostgresUnavailable(f"{os.path.basename(command[0])} failed ({done.returncode}): "
-                                      f"{done.stderr.strip()}\n{server_log}")
+            raise PostgresUnavailable(
+                f"{os.path.basename(command[0])} failed ({done.returncode}): {done.stderr.strip()}\n{server_log}"
+            )
 
     def start(self) -> TempPostgres:
         self._base = tempfile.mkdtemp(prefix="exportjob-pg-")
@@ -79,22 +88,48 @@ class TempPostgres:
         if self._as_root:
             for path in (self._base, sockets, password_file):
                 shutil.chown(path, "postgres")
-        self._run(f"{self.bin_dir}/initdb", "-D", data, "-U", self.user, f"--pwfile={password_file}",
-                  "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._run(
+            f"{self.bin_dir}/initdb",
+            "-D",
+            data,
+            "-U",
+            self.user,
+            f"--pwfile={password_file}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         self.port = free_port()
         options = f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 " + " ".join(
             f"-c {key}={value}" for key, value in self._settings.items()
         )
-        self._run(f"{self.bin_dir}/pg_ctl", "-D", data, "-o", options, "-l",
-                  os.path.join(self._base, "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            f"{self.bin_dir}/pg_ctl",
+            "-D",
+            data,
+            "-o",
+            options,
+            "-l",
+            os.path.join(self._base, "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def stop(self) -> None:
         if not self._base:
             return
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_root else []
-        subprocess.run(prefix + [f"{self.bin_dir}/pg_ctl", "-D", os.path.join(self._base, "data"),
-                                 "-m", "fast", "-w", "stop"], capture_output=True, timeout=120)
+        subprocess.run(
+            [*prefix, f"{self.bin_dir}/pg_ctl", "-D", os.path.join(self._base, "data"), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(self._base, ignore_errors=True)
         self._base = ""
 

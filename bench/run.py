@@ -30,15 +30,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import cpu_model  # noqa: E402
-from cases import CHILDREN, PG_TABLE, REGISTRY, Case, Comparison, Context, MemoryCheck  # noqa: E402
+from cases import CHILDREN, PG_TABLE, REGISTRY, Case, Comparison, Context, MemoryCheck
+from machine import cpu_model
 
 TIME = "/usr/bin/time"
 
 
 def machine() -> str:
-    return (f"{os.cpu_count()} CPUs ({cpu_model()}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-            f"Linux {platform.release()}, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu_model()}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"Linux {platform.release()}, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
+    )
 
 
 def fill_table(server: Any, rows: int) -> None:
@@ -56,8 +58,12 @@ def fill_table(server: Any, rows: int) -> None:
 def run_once(case: Case) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
         started = time.perf_counter()
-        done = subprocess.run([TIME, "-f", "%M", "-o", timing.name, *case.argv], capture_output=True, text=True,
-                              env={**os.environ, **case.env})
+        done = subprocess.run(
+            [TIME, "-f", "%M", "-o", timing.name, *case.argv],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **case.env},
+        )
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"case {case.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -74,11 +80,20 @@ def measure(case: Case, repeat: int) -> dict[str, Any]:
     runs = [run_once(case) for _ in range(repeat)]
     seconds = statistics.median(r["seconds"] for r in runs)
     return {
-        "name": case.name, "label": case.label, "rows": case.rows, "runs": repeat, "seconds": seconds,
-        "rows_per_s": case.rows / seconds, "mb_per_s": runs[0]["bytes"] / seconds / 1e6, "bytes": runs[0]["bytes"],
+        "name": case.name,
+        "label": case.label,
+        "rows": case.rows,
+        "runs": repeat,
+        "seconds": seconds,
+        "rows_per_s": case.rows / seconds,
+        "mb_per_s": runs[0]["bytes"] / seconds / 1e6,
+        "bytes": runs[0]["bytes"],
         "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
-        "export_rows_per_s": (case.rows / max(statistics.median(r["export_seconds"] for r in runs), 1e-9)
-                              if "export_seconds" in runs[0] else None),
+        "export_rows_per_s": (
+            case.rows / max(statistics.median(r["export_seconds"] for r in runs), 1e-9)
+            if "export_seconds" in runs[0]
+            else None
+        ),
     }
 
 
@@ -96,13 +111,20 @@ def run_pdf_cases(quick: bool, repeat: int) -> list[dict[str, Any]]:
             r = pdf_cases.measure(writer, records, repeat, Path(tmp))
             r.update(name=f"pdf-{writer}-{records}", label=f"PDF {writer}", rows=records)
             results.append(r)
-            print(f"  {r['name']:<22} {r['rows_per_s']:>12,.0f} rows/s {r['mb_per_s']:>7.1f} MB/s "
-                  f"{r['peak_rss_mb']:>7.1f} MB peak RSS", flush=True)
+            print(
+                f"  {r['name']:<22} {r['rows_per_s']:>12,.0f} rows/s {r['mb_per_s']:>7.1f} MB/s "
+                f"{r['peak_rss_mb']:>7.1f} MB peak RSS",
+                flush=True,
+            )
     for records in (10_000, 50_000):
-        ours, base = (next((r for r in results if r["name"] == f"pdf-{w}-{records}"), None) for w in ("ours", "longtable"))
+        ours, base = (
+            next((r for r in results if r["name"] == f"pdf-{w}-{records}"), None) for w in ("ours", "longtable")
+        )
         if ours and base:
-            print(f"PDF {records:,} rows: ours/LongTable rows/s {ours['rows_per_s'] / base['rows_per_s']:.1f}x, "
-                  f"peak RSS {ours['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB")
+            print(
+                f"PDF {records:,} rows: ours/LongTable rows/s {ours['rows_per_s'] / base['rows_per_s']:.1f}x, "
+                f"peak RSS {ours['peak_rss_mb']:.0f} MB vs {base['peak_rss_mb']:.0f} MB"
+            )
     return results
 
 
@@ -125,8 +147,11 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"median of {args.repeat} runs per case{' (--quick sizes)' if args.quick else ''}\n", flush=True)
-    sizes = {"pg_rows": 100_000, "csv_rows": 100_000, "memory_rows": 1_000_000} if args.quick else \
-        {"pg_rows": 1_000_000, "csv_rows": 1_000_000, "memory_rows": 10_000_000}
+    sizes = (
+        {"pg_rows": 100_000, "csv_rows": 100_000, "memory_rows": 1_000_000}
+        if args.quick
+        else {"pg_rows": 1_000_000, "csv_rows": 1_000_000, "memory_rows": 10_000_000}
+    )
     for key in sizes:
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
@@ -145,9 +170,12 @@ def main() -> None:
             items = [item for factory in REGISTRY for item in factory(ctx)]
             if args.only:
                 keep = {i.name for i in items if isinstance(i, Case) and i.name.startswith(args.only)}
-                items = [i for i in items if (i.name if isinstance(i, Case) else
-                                              i.case if isinstance(i, MemoryCheck) else i.ours) in keep
-                         and (not isinstance(i, Comparison) or i.baseline in keep)]
+                items = [
+                    i
+                    for i in items
+                    if (i.name if isinstance(i, Case) else i.case if isinstance(i, MemoryCheck) else i.ours) in keep
+                    and (not isinstance(i, Comparison) or i.baseline in keep)
+                ]
             by_name: dict[str, dict[str, Any]] = {}
             print(f"  {'case':<18} {'rows/s':>12} {'export r/s':>12} {'MB/s':>7} {'RSS MB':>8} {'rows':>11}")
             for item in items:
@@ -156,23 +184,31 @@ def main() -> None:
                     by_name[item.name] = r
                     results.append(r)
                     inside = f"{r['export_rows_per_s']:>12,.0f}" if r["export_rows_per_s"] else f"{'-':>12}"
-                    print(f"  {item.name:<18} {r['rows_per_s']:>12,.0f} {inside} {r['mb_per_s']:>7.1f} "
-                          f"{r['peak_rss_mb']:>8.1f} {item.rows:>11,}  {item.label}", flush=True)
+                    print(
+                        f"  {item.name:<18} {r['rows_per_s']:>12,.0f} {inside} {r['mb_per_s']:>7.1f} "
+                        f"{r['peak_rss_mb']:>8.1f} {item.rows:>11,}  {item.label}",
+                        flush=True,
+                    )
             print()
             for item in items:
                 if isinstance(item, Comparison):
                     ours, base = by_name[item.ours], by_name[item.baseline]
                     ratio = ours["rows_per_s"] / base["rows_per_s"]
-                    verdict = "" if item.target is None else (
-                        f" (target >= {item.target}x: {'met' if ratio >= item.target else 'NOT met'})")
+                    verdict = (
+                        ""
+                        if item.target is None
+                        else (f" (target >= {item.target}x: {'met' if ratio >= item.target else 'NOT met'})")
+                    )
                     inside = ""
                     if ours["export_rows_per_s"]:
                         inside = f"; {ours['export_rows_per_s'] / base['rows_per_s']:.2f}x without our process start-up"
                     checks.append(f"{item.title}: {ratio:.2f}x{verdict}{inside}")
                 elif isinstance(item, MemoryCheck):
                     peak = by_name[item.case]["peak_rss_mb"]
-                    checks.append(f"{item.title}: {peak:.1f} MB (limit {item.limit_mb:.0f} MB: "
-                                  f"{'met' if peak <= item.limit_mb else 'NOT met'})")
+                    checks.append(
+                        f"{item.title}: {peak:.1f} MB (limit {item.limit_mb:.0f} MB: "
+                        f"{'met' if peak <= item.limit_mb else 'NOT met'})"
+                    )
             print("\n".join(checks), flush=True)
         finally:
             if server is not None:

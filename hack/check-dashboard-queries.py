@@ -102,16 +102,20 @@ def build_rule_file(dashboard_path: Path) -> tuple[dict, list[str], int]:
         if unknown:
             errors.append(f"{name}: unknown Grafana variable(s) {', '.join(sorted(set(unknown)))}")
             continue
-        groups.append({
-            "name": name,
-            "rules": [{"record": f"dashboard_query:check_{index}", "expr": expr}],
-        })
+        groups.append(
+            {
+                "name": name,
+                "rules": [{"record": f"dashboard_query:check_{index}", "expr": expr}],
+            }
+        )
     return {"groups": groups}, errors, len(groups) + len(errors)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--promtool", default=str(REPO / "bin" / "promtool"), help="promtool binary (default: bin/promtool)")
+    parser.add_argument(
+        "--promtool", default=str(REPO / "bin" / "promtool"), help="promtool binary (default: bin/promtool)"
+    )
     parser.add_argument("dashboards", nargs="*", type=Path, default=DEFAULT_DASHBOARDS)
     args = parser.parse_args(argv)
 
@@ -149,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"FAIL {group['name']}: {reason}", file=sys.stderr)
             print(f"promtool check rules failed for {dashboard_path}:\n{output}", file=sys.stderr)
         else:
-            print(f"ok   {dashboard_path.relative_to(REPO) if dashboard_path.is_relative_to(REPO) else dashboard_path}: "
-                  f"{len(rules['groups'])} queries parse")
+            print(
+                f"ok   {dashboard_path.relative_to(REPO) if dashboard_path.is_relative_to(REPO) else dashboard_path}: "
+                f"{len(rules['groups'])} queries parse"
+            )
     return 1 if failed else 0
 
 

@@ -85,18 +85,27 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
 
 
 def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _name(cn: str, orgs: list[str] | None = None) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs or []]
-    return x509.Name(attrs + [x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _issue(subject: x509.Name, key, ca_key, ca_name: x509.Name, *, ca: bool = False,
-           usages: list | None = None, sans: list | None = None) -> x509.Certificate:
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+def _issue(
+    subject: x509.Name,
+    key,
+    ca_key,
+    ca_name: x509.Name,
+    *,
+    ca: bool = False,
+    usages: list | None = None,
+    sans: list | None = None,
+) -> x509.Certificate:
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -110,14 +119,34 @@ def _issue(subject: x509.Name, key, ca_key, ca_name: x509.Name, *, ca: bool = Fa
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     else:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False, crl_sign=False,
-                          content_commitment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages or []), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -139,11 +168,18 @@ def ensure_pki(pki_dir: Path) -> Pki:
     _write(pki.ca_cert, ca_cert.public_bytes(pem))
 
     key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
-                                        "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")]
+    sans: list[x509.GeneralName] = [
+        x509.DNSName(n)
+        for n in (
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        )
+    ]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1", "10.0.0.1")]
-    cert = _issue(_name("kube-apiserver"), key, ca_key, ca_name,
-                  usages=[ExtendedKeyUsageOID.SERVER_AUTH], sans=sans)
+    cert = _issue(_name("kube-apiserver"), key, ca_key, ca_name, usages=[ExtendedKeyUsageOID.SERVER_AUTH], sans=sans)
     _write(pki.serving_key, _key_pem(key), private=True)
     _write(pki.serving_cert, cert.public_bytes(pem))
 
@@ -154,7 +190,10 @@ def ensure_pki(pki_dir: Path) -> Pki:
         _write(pki.client_cert(who), cert.public_bytes(pem))
 
     sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    _write(pki.sa_key, sa.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
-                                        serialization.NoEncryption()), private=True)
+    _write(
+        pki.sa_key,
+        sa.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()),
+        private=True,
+    )
     _write(pki.sa_pub, sa.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo))
     return pki

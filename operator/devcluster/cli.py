@@ -24,20 +24,28 @@ def _progress(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                        help="state directory (default: %(default)s)")
-    common.add_argument("--bin-dir", type=Path, default=REPO_ROOT / "bin",
-                        help="directory with etcd, kube-apiserver, kube-controller-manager (default: %(default)s)")
-    parser = argparse.ArgumentParser(prog="python -m devcluster.cli",
-                                     description="Local Kubernetes control plane for tests and the demo.")
+    common.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="state directory (default: %(default)s)"
+    )
+    common.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=REPO_ROOT / "bin",
+        help="directory with etcd, kube-apiserver, kube-controller-manager (default: %(default)s)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m devcluster.cli", description="Local Kubernetes control plane for tests and the demo."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", parents=[common],
-                        help="start the cluster (or reuse the running one) and print KUBECONFIG=<path>")
+    up = sub.add_parser(
+        "up", parents=[common], help="start the cluster (or reuse the running one) and print KUBECONFIG=<path>"
+    )
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     up.add_argument("-v", "--verbosity", type=int, default=0, help="klog verbosity of the Go components")
     sub.add_parser("down", parents=[common], help="stop every process of the cluster")
-    status = sub.add_parser("status", parents=[common],
-                            help="show the cluster's processes and health (exit 1 if unhealthy)")
+    status = sub.add_parser(
+        "status", parents=[common], help="show the cluster's processes and health (exit 1 if unhealthy)"
+    )
     status.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 

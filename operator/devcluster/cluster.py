@@ -41,7 +41,7 @@ from .controlplane import Ports, apiserver_argv, controller_manager_argv, etcd_a
 from .kubeconfig import write_kubeconfig
 from .paths import REPO_ROOT, pod_dir, volume_dir
 
-__all__ = ["DevCluster", "DevClusterError", "MissingToolsError", "COMPONENTS"]
+__all__ = ["COMPONENTS", "DevCluster", "DevClusterError", "MissingToolsError"]
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubelet")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
@@ -68,8 +68,14 @@ def _tail(path: Path, lines: int = 40) -> str:
 class DevCluster:
     """A local Kubernetes control plane with a process kubelet, rooted in ``state_dir``."""
 
-    def __init__(self, state_dir: Path | str, bin_dir: Path | str | None = None, *, node_name: str = "devcluster",
-                 verbosity: int = 0) -> None:
+    def __init__(
+        self,
+        state_dir: Path | str,
+        bin_dir: Path | str | None = None,
+        *,
+        node_name: str = "devcluster",
+        verbosity: int = 0,
+    ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.bin_dir = Path(bin_dir).resolve() if bin_dir else REPO_ROOT / "bin"
         self.node_name = node_name
@@ -178,7 +184,8 @@ class DevCluster:
         if missing:
             raise MissingToolsError(
                 f"missing {', '.join(missing)} in {self.bin_dir}: run `make tools` (hack/build-tools.sh) "
-                "to build the Go-built control-plane binaries (the first build takes several minutes)")
+                "to build the Go-built control-plane binaries (the first build takes several minutes)"
+            )
 
     def start(self, timeout: float = 120.0, log=None) -> DevCluster:
         """Start the cluster, or reuse a healthy one already running in ``state_dir`` (idempotent)."""
@@ -239,15 +246,17 @@ class DevCluster:
         return None
 
     def _spawn(self, component: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self._procs[component] = processes.spawn(argv, log_file=self.log_file(component),
-                                                 pid_file=self.pid_file(component), env=env,
-                                                 cwd=self.state_dir)
+        self._procs[component] = processes.spawn(
+            argv, log_file=self.log_file(component), pid_file=self.pid_file(component), env=env, cwd=self.state_dir
+        )
 
     def _check_alive(self, component: str) -> None:
         proc = self._procs.get(component)
         if proc is not None and proc.poll() is not None:
-            raise DevClusterError(f"{component} exited with code {proc.returncode}; last lines of "
-                                  f"{self.log_file(component)}:\n{_tail(self.log_file(component))}")
+            raise DevClusterError(
+                f"{component} exited with code {proc.returncode}; last lines of "
+                f"{self.log_file(component)}:\n{_tail(self.log_file(component))}"
+            )
 
     def _wait(self, what: str, predicate, deadline: float, components: tuple[str, ...]) -> None:
         while True:
@@ -266,15 +275,30 @@ class DevCluster:
         self._reset_state()
         pki = ensure_pki(self.pki_dir)
         server = f"https://127.0.0.1:{ports.apiserver}"
-        write_kubeconfig(self.kubeconfig, server=server, ca_cert=pki.ca_cert, client_cert=pki.client_cert("admin"),
-                         client_key=pki.client_key("admin"), user="devcluster-admin")
+        write_kubeconfig(
+            self.kubeconfig,
+            server=server,
+            ca_cert=pki.ca_cert,
+            client_cert=pki.client_cert("admin"),
+            client_key=pki.client_key("admin"),
+            user="devcluster-admin",
+        )
         kcm_kubeconfig = write_kubeconfig(
-            self.state_dir / "config" / "kube-controller-manager.kubeconfig", server=server, ca_cert=pki.ca_cert,
+            self.state_dir / "config" / "kube-controller-manager.kubeconfig",
+            server=server,
+            ca_cert=pki.ca_cert,
             client_cert=pki.client_cert("kube-controller-manager"),
-            client_key=pki.client_key("kube-controller-manager"), user="kube-controller-manager")
+            client_key=pki.client_key("kube-controller-manager"),
+            user="kube-controller-manager",
+        )
         kubelet_kubeconfig = write_kubeconfig(
-            self.state_dir / "config" / "kubelet.kubeconfig", server=server, ca_cert=pki.ca_cert,
-            client_cert=pki.client_cert("kubelet"), client_key=pki.client_key("kubelet"), user="kubelet")
+            self.state_dir / "config" / "kubelet.kubeconfig",
+            server=server,
+            ca_cert=pki.ca_cert,
+            client_cert=pki.client_cert("kubelet"),
+            client_key=pki.client_key("kubelet"),
+            user="kubelet",
+        )
 
         log(f"starting etcd on 127.0.0.1:{ports.etcd_client}")
         self._spawn("etcd", etcd_argv(self.bin_dir / "etcd", data_dir=self.state_dir / "etcd", ports=ports))
@@ -291,8 +315,16 @@ class DevCluster:
         self._wait("etcd /health", etcd_ready, deadline, ("etcd",))
 
         log(f"starting kube-apiserver on {server}")
-        self._spawn("kube-apiserver", apiserver_argv(self.bin_dir / "kube-apiserver", pki=pki, ports=ports,
-                                                     cert_dir=self.state_dir / "certs", verbosity=self.verbosity))
+        self._spawn(
+            "kube-apiserver",
+            apiserver_argv(
+                self.bin_dir / "kube-apiserver",
+                pki=pki,
+                ports=ports,
+                cert_dir=self.state_dir / "certs",
+                verbosity=self.verbosity,
+            ),
+        )
         session = self._session()
 
         def api_ready() -> bool:
@@ -302,15 +334,36 @@ class DevCluster:
         self._wait("kube-apiserver /readyz", api_ready, deadline, ("etcd", "kube-apiserver"))
 
         log("starting kube-controller-manager and the process kubelet")
-        self._spawn("kube-controller-manager", controller_manager_argv(
-            self.bin_dir / "kube-controller-manager", kubeconfig=kcm_kubeconfig, pki=pki, ports=ports,
-            cert_dir=self.state_dir / "certs", verbosity=self.verbosity))
+        self._spawn(
+            "kube-controller-manager",
+            controller_manager_argv(
+                self.bin_dir / "kube-controller-manager",
+                kubeconfig=kcm_kubeconfig,
+                pki=pki,
+                ports=ports,
+                cert_dir=self.state_dir / "certs",
+                verbosity=self.verbosity,
+            ),
+        )
         package_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"
-        self._spawn("kubelet", [sys.executable, "-m", "devcluster.kubelet", "--kubeconfig", str(kubelet_kubeconfig),
-                                "--state-dir", str(self.state_dir), "--node-name", self.node_name], env=env)
+        self._spawn(
+            "kubelet",
+            [
+                sys.executable,
+                "-m",
+                "devcluster.kubelet",
+                "--kubeconfig",
+                str(kubelet_kubeconfig),
+                "--state-dir",
+                str(self.state_dir),
+                "--node-name",
+                self.node_name,
+            ],
+            env=env,
+        )
         all_components = COMPONENTS
         kcm_health = f"https://127.0.0.1:{ports.controller_manager}/healthz"
 
@@ -323,8 +376,7 @@ class DevCluster:
                     return False
 
         self._wait("kube-controller-manager /healthz", kcm_ready, deadline, all_components)
-        self._wait(f"Node {self.node_name} Ready", lambda: self._node_ready(session, server), deadline,
-                   all_components)
+        self._wait(f"Node {self.node_name} Ready", lambda: self._node_ready(session, server), deadline, all_components)
 
         def default_sa() -> bool:
             r = self._get(session, server, "/api/v1/namespaces/default/serviceaccounts/default")

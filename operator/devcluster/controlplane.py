@@ -106,8 +106,9 @@ def apiserver_argv(binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verb
     ]
 
 
-def controller_manager_argv(binary: Path, *, kubeconfig: Path, pki: Pki, ports: Ports, cert_dir: Path,
-                            verbosity: int = 0) -> list[str]:
+def controller_manager_argv(
+    binary: Path, *, kubeconfig: Path, pki: Pki, ports: Ports, cert_dir: Path, verbosity: int = 0
+) -> list[str]:
     return [
         str(binary),
         f"--kubeconfig={kubeconfig}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["expand", "mapping_for", "expand_env", "expand_command"]
+__all__ = ["expand", "expand_command", "expand_env", "mapping_for"]
 
 
 def mapping_for(*contexts: Mapping[str, str]) -> Callable[[str], str]:

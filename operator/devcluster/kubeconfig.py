@@ -21,15 +21,25 @@ def _b64(path: Path) -> str:
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, client_cert: Path, client_key: Path,
-                     user: str, cluster: str = "devcluster", namespace: str = "default") -> Path:
+def write_kubeconfig(
+    path: Path,
+    *,
+    server: str,
+    ca_cert: Path,
+    client_cert: Path,
+    client_key: Path,
+    user: str,
+    cluster: str = "devcluster",
+    namespace: str = "default",
+) -> Path:
     """Write a single-context kubeconfig (mode 0600) and return its path."""
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": _b64(ca_cert)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": _b64(client_cert),
-                                          "client-key-data": _b64(client_key)}}],
+        "users": [
+            {"name": user, "user": {"client-certificate-data": _b64(client_cert), "client-key-data": _b64(client_key)}}
+        ],
         "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user, "namespace": namespace}}],
         "current-context": cluster,
         "preferences": {},

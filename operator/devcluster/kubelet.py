@@ -65,11 +65,26 @@ class Api:
         self.client = pykube.HTTPClient(pykube.KubeConfig.from_file(str(kubeconfig)), timeout=timeout)
         self.timeout = timeout
 
-    def request(self, method: str, path: str, *, body: Any = None, params: dict | None = None,
-                headers: dict | None = None, stream: bool = False, timeout: Any = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        stream: bool = False,
+        timeout: Any = None,
+    ) -> requests.Response:
         return self.client.session.request(
-            method, self.client.url + path, params=params, headers=headers, stream=stream,
-            data=json.dumps(body) if body is not None else None, timeout=timeout or self.timeout)
+            method,
+            self.client.url + path,
+            params=params,
+            headers=headers,
+            stream=stream,
+            data=json.dumps(body) if body is not None else None,
+            timeout=timeout or self.timeout,
+        )
 
     def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         r = self.request("GET", f"/api/v1/namespaces/{namespace}/{KINDS[kind]}/{name}")
@@ -79,12 +94,14 @@ class Api:
         return r.json()
 
     def request_token(self, namespace: str, service_account: str, spec: dict[str, Any]) -> str:
-        body: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"expirationSeconds": int(spec.get("expirationSeconds") or 3600)}}
+        body: dict[str, Any] = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": int(spec.get("expirationSeconds") or 3600)},
+        }
         if spec.get("audience"):
             body["spec"]["audiences"] = [spec["audience"]]
-        r = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
-                         body=body)
+        r = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token", body=body)
         if not r.ok:
             raise VolumeError(f"TokenRequest for serviceaccount {namespace}/{service_account}: {r.status_code}")
         return r.json()["status"]["token"]
@@ -121,21 +138,40 @@ class ProcessKubelet:
         self.version = "v0.0.0"
 
     # ------------------------------------------------------------------ events
-    def event(self, pod: dict[str, Any], reason: str, message: str, type_: str = "Normal",
-              container: str | None = None, component: str = "kubelet") -> None:
+    def event(
+        self,
+        pod: dict[str, Any],
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        container: str | None = None,
+        component: str = "kubelet",
+    ) -> None:
         meta = pod["metadata"]
         ts = now()
-        involved = {"apiVersion": "v1", "kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
-                    "uid": meta.get("uid")}
+        involved = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": meta["namespace"],
+            "name": meta["name"],
+            "uid": meta.get("uid"),
+        }
         if container:
             involved["fieldPath"] = f"spec.containers{{{container}}}"
         body = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
-            "involvedObject": involved, "reason": reason, "message": message, "type": type_,
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": type_,
             "source": {"component": component, "host": self.node_name},
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
-            "reportingComponent": component, "reportingInstance": self.node_name,
+            "firstTimestamp": ts,
+            "lastTimestamp": ts,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": self.node_name,
         }
         try:
             self.api.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
@@ -150,55 +186,84 @@ class ProcessKubelet:
         capacity = {"cpu": str(os.cpu_count() or 1), "memory": mem, "pods": "110", "ephemeral-storage": disk}
 
         def cond(t: str, s: str, reason: str, msg: str) -> dict[str, str]:
-            return {"type": t, "status": s, "reason": reason, "message": msg, "lastHeartbeatTime": ts,
-                    "lastTransitionTime": self.registered_at}
+            return {
+                "type": t,
+                "status": s,
+                "reason": reason,
+                "message": msg,
+                "lastHeartbeatTime": ts,
+                "lastTransitionTime": self.registered_at,
+            }
 
         return {
             "capacity": capacity,
             "allocatable": dict(capacity),
             "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                cond(
+                    "MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"
+                ),
                 cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                 cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 cond("Ready", "True", "KubeletReady", "devcluster process kubelet is posting ready status"),
             ],
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                          {"type": "Hostname", "address": self.node_name}],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": self.node_name},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
             "nodeInfo": {
-                "machineID": "", "systemUUID": "", "bootID": "",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
                 "kernelVersion": platform.release(),
                 "osImage": "devcluster process kubelet (container images are not run)",
                 "containerRuntimeVersion": f"process://python-{platform.python_version()}",
-                "kubeletVersion": self.version, "kubeProxyVersion": "",
-                "operatingSystem": "linux", "architecture": _arch(),
+                "kubeletVersion": self.version,
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": _arch(),
             },
         }
 
     def register_node(self) -> None:
         with contextlib.suppress(requests.RequestException, ValueError):
             self.version = self.api.request("GET", "/version").json().get("gitVersion", self.version)
-        labels = {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": _arch(), "node.kubernetes.io/devcluster": "true"}
-        node = pykube.Node(self.api.client, {"apiVersion": "v1", "kind": "Node",
-                                             "metadata": {"name": self.node_name, "labels": labels},
-                                             "status": self.node_status()})
+        labels = {
+            "kubernetes.io/hostname": self.node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": _arch(),
+            "node.kubernetes.io/devcluster": "true",
+        }
+        node = pykube.Node(
+            self.api.client,
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": self.node_name, "labels": labels},
+                "status": self.node_status(),
+            },
+        )
         if not node.exists():
             with contextlib.suppress(pykube.exceptions.HTTPError):  # lost a race with ourselves: fine
                 node.create()
         node.reload()
         # TaintNodesByCondition adds a not-ready taint on creation; the node-lifecycle
         # controller (absent here) would lift it once Ready, so the kubelet does.
-        taints = [t for t in node.obj.get("spec", {}).get("taints") or []
-                  if not t.get("key", "").startswith("node.kubernetes.io/not-ready")]
-        self.api.request("PATCH", f"/api/v1/nodes/{self.node_name}", body={"spec": {"taints": taints or None}},
-                         headers=MERGE).raise_for_status()
+        taints = [
+            t
+            for t in node.obj.get("spec", {}).get("taints") or []
+            if not t.get("key", "").startswith("node.kubernetes.io/not-ready")
+        ]
+        self.api.request(
+            "PATCH", f"/api/v1/nodes/{self.node_name}", body={"spec": {"taints": taints or None}}, headers=MERGE
+        ).raise_for_status()
         self.heartbeat()
         log.info("registered node %s (%s)", self.node_name, self.version)
 
     def heartbeat(self) -> None:
-        r = self.api.request("PATCH", f"/api/v1/nodes/{self.node_name}/status",
-                             body={"status": self.node_status()}, headers=MERGE)
+        r = self.api.request(
+            "PATCH", f"/api/v1/nodes/{self.node_name}/status", body={"status": self.node_status()}, headers=MERGE
+        )
         if r.status_code == 404:
             self.register_node()
             return
@@ -212,11 +277,16 @@ class ProcessKubelet:
         spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": 40, "renewTime": renew}
         r = self.api.request("PATCH", path, body={"spec": spec}, headers=MERGE)
         if r.status_code == 404:
-            lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                     "metadata": {"name": self.node_name, "namespace": "kube-node-lease",
-                                  "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node_name,
-                                                       "uid": node_uid}]},
-                     "spec": spec}
+            lease = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": self.node_name,
+                    "namespace": "kube-node-lease",
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node_name, "uid": node_uid}],
+                },
+                "spec": spec,
+            }
             r = self.api.request("POST", path.rsplit("/", 1)[0], body=lease)
         if not r.ok and r.status_code != 409:
             log.warning("renewing the node lease failed: %s %s", r.status_code, r.text[:200])
@@ -225,7 +295,7 @@ class ProcessKubelet:
         while not self.stop_event.wait(HEARTBEAT_SECONDS):
             try:
                 self.heartbeat()
-            except Exception as exc:  # noqa: BLE001 - keep beating through API hiccups
+            except Exception as exc:
                 log.warning("node heartbeat failed: %s", exc)
 
     # -------------------------------------------------------------------- pods
@@ -236,20 +306,26 @@ class ProcessKubelet:
 
     def bind(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        body = {"apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
+        }
         r = self.api.request("POST", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", body=body)
         if r.ok:
             log.info("bound pod %s/%s", meta["namespace"], meta["name"])
-            self.event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to "
-                       f"{self.node_name}", component="default-scheduler")
+            self.event(
+                pod,
+                "Scheduled",
+                f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
+                component="default-scheduler",
+            )
         elif r.status_code not in (404, 409):
             log.warning("binding %s/%s failed: %s %s", meta["namespace"], meta["name"], r.status_code, r.text[:200])
 
     def delete_pod(self, namespace: str, name: str, uid: str) -> None:
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": uid}}
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
         r = self.api.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body=body)
         if r.ok or r.status_code in (404, 409):
             log.info("deleted pod %s/%s", namespace, name)
@@ -270,8 +346,11 @@ class ProcessKubelet:
             return
         node = spec.get("nodeName")
         if not node:
-            if (not meta.get("deletionTimestamp") and not spec.get("schedulingGates")
-                    and spec.get("schedulerName", "default-scheduler") == "default-scheduler"):
+            if (
+                not meta.get("deletionTimestamp")
+                and not spec.get("schedulingGates")
+                and spec.get("schedulerName", "default-scheduler") == "default-scheduler"
+            ):
                 self.bind(pod)
             return
         if node != self.node_name:
@@ -298,15 +377,25 @@ class ProcessKubelet:
         runs = []
         for c in spec.get("containers", []):
             run = ContainerRun(c["name"], c.get("image", ""))
-            run.set_terminated(137, "The container could not be located when the pod was terminated",
-                               reason="ContainerStatusUnknown")
+            run.set_terminated(
+                137, "The container could not be located when the pod was terminated", reason="ContainerStatusUnknown"
+            )
             runs.append(run)
-        status = build_status(restart_policy=spec.get("restartPolicy", "Always"), init=[], main=runs,
-                              start_time=pod["status"].get("startTime") or now(), phase="Failed",
-                              previous_conditions=pod["status"].get("conditions"))
+        status = build_status(
+            restart_policy=spec.get("restartPolicy", "Always"),
+            init=[],
+            main=runs,
+            start_time=pod["status"].get("startTime") or now(),
+            phase="Failed",
+            previous_conditions=pod["status"].get("conditions"),
+        )
         meta = pod["metadata"]
-        self.api.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                         body={"metadata": {"uid": meta["uid"]}, "status": status}, headers=SMP)
+        self.api.request(
+            "PATCH",
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+            body={"metadata": {"uid": meta["uid"]}, "status": status},
+            headers=SMP,
+        )
         with self.lock:
             self.done.add(meta["uid"])
 
@@ -325,10 +414,15 @@ class ProcessKubelet:
         return data["metadata"]["resourceVersion"]
 
     def watch(self, resource_version: str) -> None:
-        params = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(WATCH_SECONDS)}
-        with self.watch_api.request("GET", "/api/v1/pods", params=params, stream=True,
-                                    timeout=(5, WATCH_SECONDS + 15)) as r:
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        with self.watch_api.request(
+            "GET", "/api/v1/pods", params=params, stream=True, timeout=(5, WATCH_SECONDS + 15)
+        ) as r:
             r.raise_for_status()
             for line in r.iter_lines():
                 if self.stop_event.is_set():
@@ -350,7 +444,7 @@ class ProcessKubelet:
                 rv = self.relist()
                 self.watch(rv)
                 backoff = 0.5
-            except Exception as exc:  # noqa: BLE001 - survive API hiccups: re-list and re-watch
+            except Exception as exc:
                 log.warning("pod watch failed (%s: %s); re-listing in %.1fs", type(exc).__name__, exc, backoff)
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -363,7 +457,7 @@ class ProcessKubelet:
             try:
                 self.register_node()
                 break
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("registering node failed: %s; retrying", exc)
                 self.stop_event.wait(1.0)
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
@@ -407,8 +501,7 @@ class PodWorker(threading.Thread):
         self.gone = threading.Event()
         self.wake = threading.Event()
         self.dir = pod_dir(kubelet.state_dir, self.namespace, self.pod_name)
-        self.resolver = PodResolver(pod, kubelet.state_dir, self.dir, kubelet.api.get_object,
-                                    kubelet.api.request_token)
+        self.resolver = PodResolver(pod, kubelet.state_dir, self.dir, kubelet.api.get_object, kubelet.api.request_token)
         self.reported: dict[str, str] = {}
         if meta.get("deletionTimestamp"):
             self.deleting.set()
@@ -430,9 +523,15 @@ class PodWorker(threading.Thread):
     def write_status(self, phase: str | None = None) -> bool:
         if self.terminal_written:
             return False
-        status = build_status(restart_policy=self.restart_policy, init=self.init, main=self.main,
-                              start_time=self.start_time, sandbox_ready=self.sandbox_ready,
-                              previous_conditions=self.prev_conditions, phase=phase)
+        status = build_status(
+            restart_policy=self.restart_policy,
+            init=self.init,
+            main=self.main,
+            start_time=self.start_time,
+            sandbox_ready=self.sandbox_ready,
+            previous_conditions=self.prev_conditions,
+            phase=phase,
+        )
         body = {"metadata": {"uid": self.uid}, "status": status}
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}/status"
         for attempt in range(10):
@@ -454,8 +553,9 @@ class PodWorker(threading.Thread):
             time.sleep(min(0.25 * (attempt + 1), 2.0))
         return False
 
-    def report_once(self, key: str, reason: str, message: str, type_: str = "Warning",
-                    container: str | None = None) -> None:
+    def report_once(
+        self, key: str, reason: str, message: str, type_: str = "Warning", container: str | None = None
+    ) -> None:
         """Emit an event unless the same one was already emitted for ``key``."""
         if self.reported.get(key) != message:
             self.reported[key] = message
@@ -463,8 +563,12 @@ class PodWorker(threading.Thread):
 
     # ------------------------------------------------------------- containers
     def _base_env(self) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": str(self.dir),
-               "HOSTNAME": self.pod_name, "LANG": os.environ.get("LANG", "C.UTF-8")}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(self.dir),
+            "HOSTNAME": self.pod_name,
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+        }
         for name in filter(None, os.environ.get("DEVCLUSTER_PASSTHROUGH_ENV", "").split(",")):
             if name in os.environ:
                 env[name] = os.environ[name]
@@ -474,11 +578,20 @@ class PodWorker(threading.Thread):
         name = spec["name"]
         term_file = self.dir / f"{name}.termination-log"
         try:
-            launch = launch_spec(self.resolver, spec, termination_file=term_file, base_env=self._base_env(),
-                                 bin_dir=self.k.bin_dir, default_cwd=self.dir)
+            launch = launch_spec(
+                self.resolver,
+                spec,
+                termination_file=term_file,
+                base_env=self._base_env(),
+                bin_dir=self.k.bin_dir,
+                default_cwd=self.dir,
+            )
         except ContainerConfigError as exc:
-            reason = "CreateContainerError" if "command" in str(exc) or "workingDir" in str(exc) \
+            reason = (
+                "CreateContainerError"
+                if "command" in str(exc) or "workingDir" in str(exc)
                 else "CreateContainerConfigError"
+            )
             if run.reason != reason or run.message != str(exc):
                 run.set_waiting(reason, str(exc))
                 self.write_status()
@@ -493,8 +606,15 @@ class PodWorker(threading.Thread):
         log_path = self.dir / f"{name}.log"
         try:
             with open(log_path, "ab" if run.restart_count else "wb") as out:
-                proc = subprocess.Popen(launch.argv, env=launch.env, cwd=launch.cwd, stdin=subprocess.DEVNULL,
-                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen(
+                    launch.argv,
+                    env=launch.env,
+                    cwd=launch.cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as exc:
             message = f'exec: "{launch.argv[0]}": {exc.strerror or exc}'
             run.started_at = now()
@@ -505,8 +625,9 @@ class PodWorker(threading.Thread):
         processes.write_pid_file(self.dir / f"{name}.pid", proc.pid)
         self.procs[name] = proc
         run.set_running(proc.pid)
-        log.info("started %s/%s/%s pid %d: %s", self.namespace, self.pod_name, name, proc.pid,
-                 shlex.join(launch.argv)[:300])
+        log.info(
+            "started %s/%s/%s pid %d: %s", self.namespace, self.pod_name, name, proc.pid, shlex.join(launch.argv)[:300]
+        )
         self.k.event(self.pod, "Started", f"Started container {name} (process {proc.pid})", container=name)
 
     def _termination_message(self, spec: dict[str, Any], run: ContainerRun, exit_code: int) -> str:
@@ -566,7 +687,8 @@ class PodWorker(threading.Thread):
                 elif self.restart_policy != "Never":  # a failed init container is retried
                     run.prepare_restart()
                     self.next_start[spec["name"]] = time.monotonic() + min(
-                        MAX_BACKOFF_SECONDS, 2.0 ** (run.restart_count - 1))
+                        MAX_BACKOFF_SECONDS, 2.0 ** (run.restart_count - 1)
+                    )
                     changed = True
             return changed
         for spec, run in zip(self.main_specs, self.main):
@@ -586,15 +708,18 @@ class PodWorker(threading.Thread):
             self.report_once("volumes", "FailedMount", f"MountVolume.SetUp failed: {exc}")
             return False
         for name in self.resolver.unsupported:
-            self.report_once(f"vol-{name}", "UnsupportedVolume",
-                             f"volume {name!r}: type not implemented by the devcluster process kubelet; "
-                             "an empty directory is used", type_="Normal")
+            self.report_once(
+                f"vol-{name}",
+                "UnsupportedVolume",
+                f"volume {name!r}: type not implemented by the devcluster process kubelet; an empty directory is used",
+                type_="Normal",
+            )
         return True
 
     def run(self) -> None:
         try:
             self._run()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("pod worker %s/%s crashed", self.namespace, self.pod_name)
             self._kill_all(grace=1.0)
         finally:
@@ -642,7 +767,7 @@ class PodWorker(threading.Thread):
         return float(grace)
 
     def _kill_all(self, grace: float) -> None:
-        for name, proc in list(self.procs.items()):
+        for _name, proc in list(self.procs.items()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -664,8 +789,11 @@ class PodWorker(threading.Thread):
         self._kill_all(grace)
         for spec, run in zip(self.init_specs + self.main_specs, self.init + self.main):
             if not self._reap(spec, run) and run.state != "terminated":
-                run.set_terminated(137, "The container could not be located when the pod was terminated",
-                                   reason="ContainerStatusUnknown")
+                run.set_terminated(
+                    137,
+                    "The container could not be located when the pod was terminated",
+                    reason="ContainerStatusUnknown",
+                )
         if not self.gone.is_set():
             failed = any(r.exit_code for r in self.init + self.main)
             self.write_status("Failed" if failed else "Succeeded")

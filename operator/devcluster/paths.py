@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "DEFAULT_STATE_DIR", "volume_dir", "pod_dir"]
+__all__ = ["DEFAULT_STATE_DIR", "REPO_ROOT", "pod_dir", "volume_dir"]
 
 
 def _repo_root() -> Path:

@@ -104,8 +104,14 @@ class LaunchSpec:
 class PodResolver:
     """Resolves one pod's volumes and containers against the API (through ``get``)."""
 
-    def __init__(self, pod: dict[str, Any], state_dir: Path, pod_dir: Path, get: Getter,
-                 request_token: Callable[[str, str, dict[str, Any]], str] | None = None) -> None:
+    def __init__(
+        self,
+        pod: dict[str, Any],
+        state_dir: Path,
+        pod_dir: Path,
+        get: Getter,
+        request_token: Callable[[str, str, dict[str, Any]], str] | None = None,
+    ) -> None:
         self.pod = pod
         self.namespace = pod["metadata"]["namespace"]
         self.state_dir = Path(state_dir)
@@ -134,8 +140,11 @@ class PodResolver:
         entries: list[tuple[str, str, bool]] = []
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")
-            kind, ref = ("ConfigMap", source.get("configMapRef")) if source.get("configMapRef") else (
-                "Secret", source.get("secretRef"))
+            kind, ref = (
+                ("ConfigMap", source.get("configMapRef"))
+                if source.get("configMapRef")
+                else ("Secret", source.get("secretRef"))
+            )
             ref = ref or {}
             obj = self.get(kind, self.namespace, ref.get("name", ""))
             if obj is None:
@@ -159,17 +168,22 @@ class PodResolver:
                 value = field_ref_value(self.pod, source["fieldRef"].get("fieldPath", ""))
             else:
                 raise ContainerConfigError(
-                    f"env {name}: {', '.join(source)} is not supported by the devcluster process kubelet")
+                    f"env {name}: {', '.join(source)} is not supported by the devcluster process kubelet"
+                )
             if value is not None:
                 entries.append((name, value, False))
         return expand_env(entries)
 
     # --------------------------------------------------------------- volumes
-    def _write_items(self, target: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None,
-                     mode: int | None) -> None:
+    def _write_items(
+        self, target: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None, mode: int | None
+    ) -> None:
         target.mkdir(parents=True, exist_ok=True)
-        chosen = [(i["key"], i.get("path") or i["key"], i.get("mode")) for i in items] if items else [
-            (k, k, None) for k in data]
+        chosen = (
+            [(i["key"], i.get("path") or i["key"], i.get("mode")) for i in items]
+            if items
+            else [(k, k, None) for k in data]
+        )
         for key, rel, item_mode in chosen:
             if key not in data:
                 raise VolumeError(f"configmap/secret key {key!r} not found")
@@ -210,13 +224,25 @@ class PodResolver:
             elif "secret" in vol:
                 src = vol["secret"]
                 path = vol_root / name
-                self._object_volume("Secret", path, src.get("secretName", ""), src.get("items"),
-                                    bool(src.get("optional")), src.get("defaultMode"))
+                self._object_volume(
+                    "Secret",
+                    path,
+                    src.get("secretName", ""),
+                    src.get("items"),
+                    bool(src.get("optional")),
+                    src.get("defaultMode"),
+                )
             elif "configMap" in vol:
                 src = vol["configMap"]
                 path = vol_root / name
-                self._object_volume("ConfigMap", path, src.get("name", ""), src.get("items"),
-                                    bool(src.get("optional")), src.get("defaultMode"))
+                self._object_volume(
+                    "ConfigMap",
+                    path,
+                    src.get("name", ""),
+                    src.get("items"),
+                    bool(src.get("optional")),
+                    src.get("defaultMode"),
+                )
             elif "projected" in vol:
                 path = vol_root / name
                 self._projected(path, vol["projected"])
@@ -239,8 +265,9 @@ class PodResolver:
                 self._object_volume("Secret", target, s.get("name", ""), s.get("items"), bool(s.get("optional")), mode)
             elif "configMap" in source:
                 s = source["configMap"]
-                self._object_volume("ConfigMap", target, s.get("name", ""), s.get("items"),
-                                    bool(s.get("optional")), mode)
+                self._object_volume(
+                    "ConfigMap", target, s.get("name", ""), s.get("items"), bool(s.get("optional")), mode
+                )
             elif "downwardAPI" in source:
                 data, items = {}, []
                 for item in source["downwardAPI"].get("items") or []:
@@ -271,13 +298,21 @@ class PodResolver:
         return pm
 
 
-def launch_spec(resolver: PodResolver, container: dict[str, Any], *, termination_file: Path,
-                base_env: dict[str, str], bin_dir: str, default_cwd: Path) -> LaunchSpec:
+def launch_spec(
+    resolver: PodResolver,
+    container: dict[str, Any],
+    *,
+    termination_file: Path,
+    base_env: dict[str, str],
+    bin_dir: str,
+    default_cwd: Path,
+) -> LaunchSpec:
     """The argv/env/cwd of ``container``: env resolved and expanded, mount paths rewritten."""
     command = list(container.get("command") or [])
     if not command:
         raise ContainerConfigError(
-            "the devcluster process kubelet runs no container images: the container needs an explicit `command`")
+            "the devcluster process kubelet runs no container images: the container needs an explicit `command`"
+        )
     env = resolver.env(container)
     pm = resolver.path_map(container, termination_file)
     argv = pm.apply_all(expand_command(command + list(container.get("args") or []), env))

@@ -11,7 +11,7 @@ codes) and for ``kubectl get pods``.  Pure functions; unit-tested.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -30,7 +30,7 @@ MAX_TERMINATION_MESSAGE = 4096
 
 def now() -> str:
     """Current time as the RFC 3339 (seconds) string the API uses."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def exit_code_of(returncode: int) -> int:
@@ -71,8 +71,9 @@ class ContainerRun:
         self.exit_code = None
         self.container_id = f"process://{pid}"
 
-    def set_terminated(self, exit_code: int, message: str = "", reason: str | None = None,
-                       finished_at: str | None = None) -> None:
+    def set_terminated(
+        self, exit_code: int, message: str = "", reason: str | None = None, finished_at: str | None = None
+    ) -> None:
         self.state = "terminated"
         self.exit_code = exit_code
         self.reason = reason or terminated_reason(exit_code)
@@ -84,8 +85,9 @@ class ContainerRun:
         """Move the current terminated state to ``lastState`` before a restart."""
         self.last_state = {"terminated": self._terminated_doc()}
         self.restart_count += 1
-        self.set_waiting("CrashLoopBackOff" if self.exit_code else "Completed",
-                         f"back-off restarting container {self.name}")
+        self.set_waiting(
+            "CrashLoopBackOff" if self.exit_code else "Completed", f"back-off restarting container {self.name}"
+        )
         self.started_at = None
 
     # documents -----------------------------------------------------------
@@ -154,12 +156,12 @@ def pod_phase(restart_policy: str, init: list[ContainerRun], main: list[Containe
 
 def _condition(ctype: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:
     # absent fields are sent as null so that a strategic merge patch clears stale values
-    return {"type": ctype, "status": "True" if ok else "False", "reason": reason or None,
-            "message": message or None}
+    return {"type": ctype, "status": "True" if ok else "False", "reason": reason or None, "message": message or None}
 
 
-def build_conditions(phase: str, init: list[ContainerRun], main: list[ContainerRun],
-                     sandbox_ready: bool) -> list[dict[str, Any]]:
+def build_conditions(
+    phase: str, init: list[ContainerRun], main: list[ContainerRun], sandbox_ready: bool
+) -> list[dict[str, Any]]:
     terminal = phase in ("Succeeded", "Failed")
     if terminal:
         return [
@@ -171,8 +173,14 @@ def build_conditions(phase: str, init: list[ContainerRun], main: list[ContainerR
     conds = [_condition("PodReadyToStartContainers", sandbox_ready)]
     pending_init = [c.name for c in init if not (c.state == "terminated" and c.exit_code == 0)]
     if pending_init:
-        conds.append(_condition("Initialized", False, "ContainersNotInitialized",
-                                f"containers with incomplete status: [{' '.join(pending_init)}]"))
+        conds.append(
+            _condition(
+                "Initialized",
+                False,
+                "ContainersNotInitialized",
+                f"containers with incomplete status: [{' '.join(pending_init)}]",
+            )
+        )
     else:
         conds.append(_condition("Initialized", True))
     unready = [c.name for c in main if not c.ready]
@@ -186,8 +194,9 @@ def build_conditions(phase: str, init: list[ContainerRun], main: list[ContainerR
     return conds
 
 
-def carry_transition_times(new: list[dict[str, Any]], previous: list[dict[str, Any]] | None,
-                           timestamp: str) -> list[dict[str, Any]]:
+def carry_transition_times(
+    new: list[dict[str, Any]], previous: list[dict[str, Any]] | None, timestamp: str
+) -> list[dict[str, Any]]:
     """Set ``lastTransitionTime``: kept from ``previous`` when the status did not change."""
     prev = {c.get("type"): c for c in previous or []}
     for cond in new:
@@ -200,14 +209,23 @@ def carry_transition_times(new: list[dict[str, Any]], previous: list[dict[str, A
     return new
 
 
-def build_status(*, restart_policy: str, init: list[ContainerRun], main: list[ContainerRun],
-                 start_time: str, host_ip: str = "127.0.0.1", sandbox_ready: bool = True,
-                 previous_conditions: list[dict[str, Any]] | None = None,
-                 phase: str | None = None, timestamp: str | None = None) -> dict[str, Any]:
+def build_status(
+    *,
+    restart_policy: str,
+    init: list[ContainerRun],
+    main: list[ContainerRun],
+    start_time: str,
+    host_ip: str = "127.0.0.1",
+    sandbox_ready: bool = True,
+    previous_conditions: list[dict[str, Any]] | None = None,
+    phase: str | None = None,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
     """The full ``status`` document for a pod."""
     phase = phase or pod_phase(restart_policy, init, main)
-    conditions = carry_transition_times(build_conditions(phase, init, main, sandbox_ready),
-                                        previous_conditions, timestamp or now())
+    conditions = carry_transition_times(
+        build_conditions(phase, init, main, sandbox_ready), previous_conditions, timestamp or now()
+    )
     status: dict[str, Any] = {
         "phase": phase,
         "conditions": conditions,

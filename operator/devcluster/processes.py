@@ -88,15 +88,29 @@ def running_pid(path: Path) -> int | None:
     return pid
 
 
-def spawn(argv: Sequence[str], *, log_file: Path, pid_file: Path | None = None, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None, append: bool = False) -> subprocess.Popen:
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_file: Path,
+    pid_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    append: bool = False,
+) -> subprocess.Popen:
     """Start ``argv`` detached (own session) with stdout+stderr to ``log_file``."""
     log_file = Path(log_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab" if append else "wb") as log:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
-                                close_fds=True)
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
     if pid_file is not None:
         write_pid_file(pid_file, proc.pid)
     return proc
@@ -114,8 +128,9 @@ def _signal_group(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def terminate_group(pid: int, start: int | None = None, grace: float = 10.0,
-                    proc: subprocess.Popen | None = None) -> None:
+def terminate_group(
+    pid: int, start: int | None = None, grace: float = 10.0, proc: subprocess.Popen | None = None
+) -> None:
     """SIGTERM the process group led by ``pid``, then SIGKILL after ``grace`` seconds.
 
     ``proc`` (when we are the parent) is reaped so no zombie is left.

@@ -10,13 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["wait_for", "condition_status"]
+__all__ = ["condition_status", "wait_for"]
 
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.2,
-             description: str = "condition") -> T:
+def wait_for(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.2, description: str = "condition") -> T:
     """Call ``probe`` until it returns a truthy value and return that value.
 
     Raises ``TimeoutError`` naming ``description`` and the last value (or the last
@@ -30,7 +29,7 @@ def wait_for(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.
             last = probe()
             if last:
                 return last
-        except Exception as exc:  # noqa: BLE001 - reported on timeout
+        except Exception as exc:
             last = exc
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {description}; last: {last!r}")

@@ -94,9 +94,7 @@ def command_run(arguments: argparse.Namespace) -> int:
         credentials = Credentials(postgres_dsn=arguments.dsn, http_bearer_token=credentials.http_bearer_token)
     progress_line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
     try:
-        result = execute(
-            manifest.spec, arguments.output_dir, credentials, progress_line, PROGRESS_REDRAW_SECONDS
-        )
+        result = execute(manifest.spec, arguments.output_dir, credentials, progress_line, PROGRESS_REDRAW_SECONDS)
     finally:
         if progress_line is not None:
             progress_line.finish()
@@ -115,12 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exportjob", description="ExportJob command line.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = commands.add_parser(
-        "run", help="run one ExportJob manifest locally, without a cluster",
+        "run",
+        help="run one ExportJob manifest locally, without a cluster",
         description="Run one ExportJob manifest locally and print the result JSON as the last line of stdout.",
     )
     run.add_argument("-f", "--file", required=True, metavar="MANIFEST.yaml", help="the ExportJob manifest")
     run.add_argument(
-        "--output-dir", required=True, type=_output_directory, metavar="DIR",
+        "--output-dir",
+        required=True,
+        type=_output_directory,
+        metavar="DIR",
         help="directory standing for the volume root: the file is written to DIR/<spec.output.path>",
     )
     run.add_argument(
@@ -128,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=command_run)
     crd = commands.add_parser(
-        "crd", help="print the ExportJob CustomResourceDefinition (YAML)",
+        "crd",
+        help="print the ExportJob CustomResourceDefinition (YAML)",
         description="Print the CRD generated from the API model; `kubectl apply -f -` installs it.",
     )
     crd.set_defaults(handler=command_crd)

@@ -54,12 +54,22 @@ SPEC_RULES: dict[str, list[dict[str, str]]] = {
 }
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Status", "type": "string", "jsonPath": ".status.phase", "description": "Queued, Waiting, Running, Succeeded or Failed."},
+    {
+        "name": "Status",
+        "type": "string",
+        "jsonPath": ".status.phase",
+        "description": "Queued, Waiting, Running, Succeeded or Failed.",
+    },
     {"name": "Format", "type": "string", "jsonPath": ".spec.format"},
     {"name": "Rows", "type": "integer", "jsonPath": ".status.rows"},
     {"name": "Size", "type": "string", "jsonPath": ".status.size"},
-    {"name": "Queue", "type": "integer", "jsonPath": ".status.queuePosition", "priority": 1,
-     "description": "Position among waiting exports."},
+    {
+        "name": "Queue",
+        "type": "integer",
+        "jsonPath": ".status.queuePosition",
+        "priority": 1,
+        "description": "Position among waiting exports.",
+    },
     {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
     {"name": "Path", "type": "string", "jsonPath": ".spec.output.path", "priority": 1},
@@ -138,8 +148,13 @@ def build_crd() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": CRD_NAME,
-            "annotations": {"exportjob.io/generated-by": "exportjob crd (from operator/exportjob/spec.py and status.py)"},
-            "labels": {"app.kubernetes.io/name": "exportjob-operator", "app.kubernetes.io/part-of": "exportjob-operator"},
+            "annotations": {
+                "exportjob.io/generated-by": "exportjob crd (from operator/exportjob/spec.py and status.py)"
+            },
+            "labels": {
+                "app.kubernetes.io/name": "exportjob-operator",
+                "app.kubernetes.io/part-of": "exportjob-operator",
+            },
         },
         "spec": {
             "group": API_GROUP,

@@ -90,10 +90,14 @@ class InlineSource(_Model):
 class PostgresSource(_Model):
     """Rows of a PostgreSQL query. The connection string (libpq DSN or URI) is read from a Secret."""
 
-    query: str = Field(min_length=1, max_length=65_536, description="A single SELECT (or other row-returning) statement.")
+    query: str = Field(
+        min_length=1, max_length=65_536, description="A single SELECT (or other row-returning) statement."
+    )
     connection_secret_ref: SecretKeyRef = Field(description="Secret key holding the libpq connection string.")
     fetch_size: int = Field(
-        default=10_000, ge=100, le=1_000_000,
+        default=10_000,
+        ge=100,
+        le=1_000_000,
         description="Rows fetched per round trip from the server-side cursor (formats other than CSV).",
     )
     statement_timeout_seconds: int | None = Field(
@@ -177,11 +181,14 @@ class Output(_Model):
     """Where the file is written: a path relative to the root of a PersistentVolumeClaim."""
 
     claim_name: str | None = Field(
-        default=None, max_length=253, pattern=_OBJECT_NAME_PATTERN,
+        default=None,
+        max_length=253,
+        pattern=_OBJECT_NAME_PATTERN,
         description="PersistentVolumeClaim in the ExportJob's namespace; defaults to the operator's default claim.",
     )
     path: str = Field(
-        min_length=1, max_length=MAX_OUTPUT_PATH_LENGTH,
+        min_length=1,
+        max_length=MAX_OUTPUT_PATH_LENGTH,
         description="File path relative to the volume root, e.g. reports/orders.csv. No absolute paths, no '..'.",
     )
 
@@ -234,24 +241,33 @@ class ExportJobSpec(_Model):
     format: ExportFormat = Field(description="Output format.")
     source: Source = Field(description="Where rows come from; exactly one source.")
     columns: list[Column] | None = Field(
-        default=None, min_length=1, max_length=MAX_COLUMNS,
+        default=None,
+        min_length=1,
+        max_length=MAX_COLUMNS,
         description="Select, rename and order output columns; all source columns in source order when omitted.",
     )
     output: Output = Field(description="Destination file on a PersistentVolumeClaim.")
     csv: CsvOptions | None = Field(default=None, description="CSV options; only with format csv.")
     pdf: PdfOptions | None = Field(default=None, description="PDF options; only with format pdf.")
     priority: int = Field(
-        default=0, ge=-1000, le=1000,
+        default=0,
+        ge=-1000,
+        le=1000,
         description="Waiting exports with higher priority are admitted first; equal priorities by creation time.",
     )
     backoff_limit: int | None = Field(
         default=None, ge=0, le=20, description="Retries of retryable failures; operator default when omitted."
     )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, le=7 * 86_400, description="Wall-clock limit of the export once admitted; operator default when omitted."
+        default=None,
+        ge=1,
+        le=7 * 86_400,
+        description="Wall-clock limit of the export once admitted; operator default when omitted.",
     )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, le=30 * 86_400,
+        default=None,
+        ge=0,
+        le=30 * 86_400,
         description="Seconds to keep the finished worker Job (not the file, not this ExportJob); operator default when omitted.",
     )
 
@@ -312,7 +328,7 @@ def describe_validation_error(error: ValidationError, prefix: str) -> str:
         location = tuple(problem.get("loc", ()))
         message = problem["msg"]
         if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         lines.append(f"{_field_path(location, prefix) or prefix}: {message}")
     return "\n".join(dict.fromkeys(lines))
 

@@ -80,8 +80,11 @@ def namespace(kube_api: pykube.HTTPClient) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
     pykube.Namespace(kube_api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).create()
     # pods are admitted only once the ServiceAccount controller created "default"
-    wait_for(lambda: pykube.ServiceAccount.objects(kube_api, namespace=name).get_or_none(name="default"),
-             timeout=30, description=f"ServiceAccount {name}/default")
+    wait_for(
+        lambda: pykube.ServiceAccount.objects(kube_api, namespace=name).get_or_none(name="default"),
+        timeout=30,
+        description=f"ServiceAccount {name}/default",
+    )
     try:
         yield name
     finally:
@@ -99,14 +102,18 @@ def _failure_report(cluster: DevCluster, namespace: str | None) -> str:
                 states = [cs.get("state") for cs in st.get("containerStatuses") or []]
                 out.append(f"{pod.name}: phase={st.get('phase')} node={pod.obj['spec'].get('nodeName')} {states}")
             out.append(f"--- events in {namespace}:")
-            events = sorted(pykube.Event.objects(api, namespace=namespace),
-                            key=lambda e: e.obj.get("lastTimestamp") or e.obj.get("eventTime") or "")
+            events = sorted(
+                pykube.Event.objects(api, namespace=namespace),
+                key=lambda e: e.obj.get("lastTimestamp") or e.obj.get("eventTime") or "",
+            )
             for ev in events:
                 o = ev.obj
                 io = o.get("involvedObject", {})
-                out.append(f"{o.get('lastTimestamp')} {o.get('type')} {io.get('kind')}/{io.get('name')} "
-                           f"{o.get('reason')}: {o.get('message')}")
-        except Exception as exc:  # noqa: BLE001 - a report must not hide the real failure
+                out.append(
+                    f"{o.get('lastTimestamp')} {o.get('type')} {io.get('kind')}/{io.get('name')} "
+                    f"{o.get('reason')}: {o.get('message')}"
+                )
+        except Exception as exc:
             out.append(f"(could not read the namespace: {exc!r})")
         for log in sorted((cluster.state_dir / "pods" / namespace).glob("*/*.log")):
             out.append(f"--- container log {log.parent.name}/{log.name}:\n{_tail(log, 20)}")
@@ -128,6 +135,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 # --- ExportJob operator fixtures (used by test_operator*.py) -------------------------------------
 
+
 @pytest.fixture(scope="session")
 def exportjob_crd(devcluster):
     """The ExportJob CRD from crds/, applied once and Established."""
@@ -135,8 +143,11 @@ def exportjob_crd(devcluster):
 
     kubectl = ["kubectl", "--kubeconfig", str(devcluster.kubeconfig)]
     subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD_FILE)], check=True, capture_output=True)
-    subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/exportjobs.exportjob.io"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/exportjobs.exportjob.io"],
+        check=True,
+        capture_output=True,
+    )
     return CRD_FILE
 
 
@@ -158,7 +169,9 @@ def start_operator(devcluster, namespace, exportjob_crd, tmp_path):
     started = []
 
     def start(**settings):
-        operator = OperatorProcess(devcluster.kubeconfig, namespace, tmp_path / f"operator-{len(started)}.log", **settings)
+        operator = OperatorProcess(
+            devcluster.kubeconfig, namespace, tmp_path / f"operator-{len(started)}.log", **settings
+        )
         started.append(operator)
         return operator.start()
 

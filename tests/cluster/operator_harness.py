@@ -60,9 +60,13 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.settings = {
-            "namespaces": namespace, "resync_seconds": 2, "default_claim": "exports",
+            "namespaces": namespace,
+            "resync_seconds": 2,
+            "default_claim": "exports",
             # Each test's operators elect their leader in the test's own namespace, with a short lease.
-            "lease_namespace": namespace, "lease_duration_seconds": 6, **settings,
+            "lease_namespace": namespace,
+            "lease_duration_seconds": 6,
+            **settings,
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -145,8 +149,11 @@ class RunningSampler:
     def _sample(self) -> None:
         while not self._stop.is_set():
             running = sum(
-                1 for job in self.exportjobs.worker_jobs()
-                if not any(c.status == "True" and c.type in ("Complete", "Failed") for c in (job.status.conditions or []))
+                1
+                for job in self.exportjobs.worker_jobs()
+                if not any(
+                    c.status == "True" and c.type in ("Complete", "Failed") for c in (job.status.conditions or [])
+                )
             )
             self.peak = max(self.peak, running)
             self.samples += 1
@@ -170,7 +177,12 @@ class ExportJobs:
         self.core = client.CoreV1Api(api_client)
 
     def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": "ExportJob", "metadata": {"name": name}, "spec": spec}
+        body = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": "ExportJob",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
         return self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, self.namespace, PLURAL, body)
 
     def get(self, name: str) -> dict[str, Any]:
@@ -198,29 +210,47 @@ class ExportJobs:
         wanted = (phases,) if isinstance(phases, str) else phases
         return wait_until(
             lambda: (s := self.status(name)).get("phase") in wanted and s,
-            timeout, f"ExportJob {self.namespace}/{name} to reach {wanted} (now {self.status(name).get('phase')})",
+            timeout,
+            f"ExportJob {self.namespace}/{name} to reach {wanted} (now {self.status(name).get('phase')})",
         )
 
     def wait_all_finished(self, timeout: float = 180) -> list[dict[str, Any]]:
         def done() -> list[dict[str, Any]] | None:
             items = self.list()
-            return items if items and all((i.get("status") or {}).get("phase") in ("Succeeded", "Failed") for i in items) else None
+            return (
+                items
+                if items and all((i.get("status") or {}).get("phase") in ("Succeeded", "Failed") for i in items)
+                else None
+            )
 
         return wait_until(done, timeout, f"every ExportJob in {self.namespace} to finish", interval=0.5)
 
     def worker_jobs(self) -> list[Any]:
-        return self.batch.list_namespaced_job(self.namespace, label_selector="app.kubernetes.io/managed-by=exportjob-operator").items
+        return self.batch.list_namespaced_job(
+            self.namespace, label_selector="app.kubernetes.io/managed-by=exportjob-operator"
+        ).items
 
     def create_claim(self, name: str = "exports") -> None:
-        self.core.create_namespaced_persistent_volume_claim(self.namespace, {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-        })
+        self.core.create_namespaced_persistent_volume_claim(
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            },
+        )
 
     def create_secret(self, name: str, data: dict[str, str]) -> None:
-        self.core.create_namespaced_secret(self.namespace, {
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
-        })
+        self.core.create_namespaced_secret(
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name},
+                "stringData": data,
+            },
+        )
 
     def events(self, name: str) -> list[str]:
         """Reasons of the Events on ExportJob `name` (order not guaranteed)."""

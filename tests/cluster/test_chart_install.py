@@ -43,7 +43,9 @@ CRDS_SCRIPT = REPO / "hack" / "prometheus-operator-crds.sh"
 CRD_NAME = "exportjobs.exportjob.io"
 INLINE = {
     "format": "csv",
-    "source": {"inline": {"columns": ["sku", "name", "price"], "rows": [["A-1", "Widget, large", 12.5], ["B-2", "Zürich", 99]]}},
+    "source": {
+        "inline": {"columns": ["sku", "name", "price"], "rows": [["A-1", "Widget, large", 12.5], ["B-2", "Zürich", 99]]}
+    },
     "output": {"path": "reports/first.csv"},  # no claimName: the chart's default claim
 }
 
@@ -56,8 +58,13 @@ class Cli:
 
     def __init__(self, kubeconfig: Path, home: Path) -> None:
         self.kubeconfig = kubeconfig
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(home / "cache"),
-                    "HELM_CONFIG_HOME": str(home / "config"), "HELM_DATA_HOME": str(home / "data")}
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
 
     def run(self, *cmd: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=self.env, timeout=180)
@@ -84,16 +91,27 @@ def service_account_kubeconfig(cli: Cli, namespace: str, account: str, path: Pat
     admin = yaml.safe_load(cli.kubeconfig.read_text())
     cluster = admin["clusters"][0]["cluster"]
     doc = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "devcluster", "cluster": {"server": cluster["server"],
-                                                        "certificate-authority-data": cluster["certificate-authority-data"]}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "sa",
+        "clusters": [
+            {
+                "name": "devcluster",
+                "cluster": {
+                    "server": cluster["server"],
+                    "certificate-authority-data": cluster["certificate-authority-data"],
+                },
+            }
+        ],
         "users": [{"name": account, "user": {"token": token}}],
         "contexts": [{"name": "sa", "context": {"cluster": "devcluster", "user": account, "namespace": namespace}}],
     }
     path.write_text(yaml.safe_dump(doc))
     path.chmod(0o600)
     # The token really is the ServiceAccount's (and not an admin credential).
-    whoami = cli.run("kubectl", "--kubeconfig", str(path), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    whoami = cli.run(
+        "kubectl", "--kubeconfig", str(path), "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"
+    )
     assert whoami.stdout == f"system:serviceaccount:{namespace}:{account}"
     return path
 
@@ -132,8 +150,11 @@ def unexpected_forbidden(log_path: Path) -> list[str]:
     lines = log_path.read_text(errors="replace").splitlines()
 
     def kopf_scan(line: str) -> bool:
-        return ("customresourcedefinitions" in line or "Not enough permissions" in line
-                or ("namespaces" in line and "at the cluster scope" in line))
+        return (
+            "customresourcedefinitions" in line
+            or "Not enough permissions" in line
+            or ("namespaces" in line and "at the cluster scope" in line)
+        )
 
     return [line for line in lines if ("403" in line or "orbidden" in line) and not kopf_scan(line)]
 
@@ -154,7 +175,8 @@ def adopt_crd(kube_api: pykube.HTTPClient, release: str, namespace: str) -> None
         return
     crd.obj["metadata"].setdefault("labels", {})["app.kubernetes.io/managed-by"] = "Helm"
     crd.obj["metadata"].setdefault("annotations", {}).update(
-        {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace})
+        {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace}
+    )
     crd.update()
 
 
@@ -211,7 +233,8 @@ def release(cli: Cli, namespace: str):
 
 
 def test_clusterwide_install_with_every_toggle_runs_an_export_with_the_charts_rbac(
-        cli, devcluster, kube_api, k8s_client, namespace, release, prometheus_operator_crds, tmp_path):
+    cli, devcluster, kube_api, k8s_client, namespace, release, prometheus_operator_crds, tmp_path
+):
     # The release namespace is also where the export runs: enforce the restricted Pod Security level there.
     cli.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     adopt_crd(kube_api, release, namespace)
@@ -225,24 +248,54 @@ def test_clusterwide_install_with_every_toggle_runs_an_export_with_the_charts_rb
     # 1. The API server accepted every object of the release.
     objects = manifest_objects(cli, release, namespace)
     kinds = sorted(o["kind"] for o in objects)
-    assert kinds == sorted(["ServiceAccount", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim",
-                            "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                            "Service", "Deployment", "PrometheusRule", "ServiceMonitor"])
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "ServiceAccount",
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "CustomResourceDefinition",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "Deployment",
+            "PrometheusRule",
+            "ServiceMonitor",
+        ]
+    )
     manifest = yaml.safe_dump_all(objects)
-    listed = cli.kubectl("get", "-f", "-", "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}{'\\n'}{end}",
-                         stdin=manifest).stdout.split()
+    listed = cli.kubectl(
+        "get", "-f", "-", "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}{'\\n'}{end}", stdin=manifest
+    ).stdout.split()
     assert sorted(listed) == sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
     cli.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
     crd = pykube.CustomResourceDefinition.objects(kube_api).get(name=CRD_NAME)
     assert crd.annotations["helm.sh/resource-policy"] == "keep"
     # The Deployment's Pod passed the restricted Pod Security admission (the process kubelet
     # does not run images, so it stays waiting: the operator runs below as a local process).
-    wait_until(lambda: list(pykube.Pod.objects(kube_api, namespace=namespace).filter(
-        selector={"app.kubernetes.io/instance": release, "app.kubernetes.io/component": "operator"})),
-        60, "the operator Deployment's Pod")
+    wait_until(
+        lambda: list(
+            pykube.Pod.objects(kube_api, namespace=namespace).filter(
+                selector={"app.kubernetes.io/instance": release, "app.kubernetes.io/component": "operator"}
+            )
+        ),
+        60,
+        "the operator Deployment's Pod",
+    )
     # The `helm test` Pod is admitted too (server-side dry run: it needs a running operator to pass).
-    test_pod = cli.helm("template", release, str(CHART), "-n", namespace, "-f", str(ALL_TOGGLES),
-                        "--show-only", "templates/tests/test-metrics.yaml").stdout
+    test_pod = cli.helm(
+        "template",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "-f",
+        str(ALL_TOGGLES),
+        "--show-only",
+        "templates/tests/test-metrics.yaml",
+    ).stdout
     cli.kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", stdin=test_pod)
 
     # 2. The operator, with the chart's ServiceAccount token and the Deployment's environment.
@@ -285,28 +338,46 @@ def test_clusterwide_install_with_every_toggle_runs_an_export_with_the_charts_rb
     assert can("patch", "exportjobs.exportjob.io", "-n", "elsewhere")  # the finished label only (spec is immutable)
     assert can("create", "jobs.batch", "-n", "elsewhere") and can("get", "secrets", "-n", "elsewhere")
     for verb, resource, *flags in [
-        ("list", "secrets", "--all-namespaces"), ("watch", "secrets", "-n", namespace), ("list", "secrets", "-n", namespace),
-        ("create", "pods", "-n", namespace), ("create", "pods", "--subresource=exec", "-n", namespace),
-        ("delete", "pods", "-n", namespace), ("get", "pods", "--subresource=log", "-n", namespace),
-        ("delete", "exportjobs.exportjob.io", "-n", namespace), ("create", "exportjobs.exportjob.io", "-n", namespace),
+        ("list", "secrets", "--all-namespaces"),
+        ("watch", "secrets", "-n", namespace),
+        ("list", "secrets", "-n", namespace),
+        ("create", "pods", "-n", namespace),
+        ("create", "pods", "--subresource=exec", "-n", namespace),
+        ("delete", "pods", "-n", namespace),
+        ("get", "pods", "--subresource=log", "-n", namespace),
+        ("delete", "exportjobs.exportjob.io", "-n", namespace),
+        ("create", "exportjobs.exportjob.io", "-n", namespace),
         ("update", "exportjobs.exportjob.io", "-n", namespace),
-        ("update", "jobs.batch", "-n", namespace), ("patch", "jobs.batch", "-n", namespace),
-        ("get", "configmaps", "-n", namespace), ("create", "persistentvolumeclaims", "-n", namespace),
+        ("update", "jobs.batch", "-n", namespace),
+        ("patch", "jobs.batch", "-n", namespace),
+        ("get", "configmaps", "-n", namespace),
+        ("create", "persistentvolumeclaims", "-n", namespace),
         ("create", "serviceaccounts", "--subresource=token", "-n", namespace),
-        ("list", "namespaces"), ("list", "nodes"), ("create", "clusterrolebindings"), ("escalate", "clusterroles"),
-        ("bind", "clusterroles"), ("impersonate", "serviceaccounts"), ("update", "customresourcedefinitions"),
+        ("list", "namespaces"),
+        ("list", "nodes"),
+        ("create", "clusterrolebindings"),
+        ("escalate", "clusterroles"),
+        ("bind", "clusterroles"),
+        ("impersonate", "serviceaccounts"),
+        ("update", "customresourcedefinitions"),
         ("*", "*", "--all-namespaces"),
     ]:
         assert not can(verb, resource, *flags), f"the operator can {verb} {resource} {' '.join(flags)}"
     # The worker's ServiceAccount has no permissions at all.
     worker = f"system:serviceaccount:{namespace}:exportjob-worker"
-    for verb, resource in [("get", "secrets"), ("list", "pods"), ("list", "exportjobs.exportjob.io"),
-                           ("get", "persistentvolumeclaims"), ("create", "events")]:
+    for verb, resource in [
+        ("get", "secrets"),
+        ("list", "pods"),
+        ("list", "exportjobs.exportjob.io"),
+        ("get", "persistentvolumeclaims"),
+        ("create", "events"),
+    ]:
         assert not cli.can_i(worker, verb, resource, "-n", namespace), f"the worker can {verb} {resource}"
 
 
 def test_namespaced_install_works_in_its_namespaces_and_nowhere_else(
-        cli, devcluster, kube_api, k8s_client, namespace, release, exportjob_crd, tmp_path):
+    cli, devcluster, kube_api, k8s_client, namespace, release, exportjob_crd, tmp_path
+):
     suffix = uuid.uuid4().hex[:6]
     team_a, team_b, other = f"team-a-{suffix}", f"team-b-{suffix}", f"other-{suffix}"
     for name in (team_a, team_b, other):
@@ -314,14 +385,28 @@ def test_namespaced_install_works_in_its_namespaces_and_nowhere_else(
     try:
         # The CRD exists already (another release or kubectl manages it): this release leaves it alone.
         values = tmp_path / "values.yaml"
-        values.write_text(yaml.safe_dump({"watchNamespaces": [team_a, team_b], "crds": {"enabled": False},
-                                          "resyncSeconds": 2, "defaultClaim": {"name": "exports", "create": True}}))
+        values.write_text(
+            yaml.safe_dump(
+                {
+                    "watchNamespaces": [team_a, team_b],
+                    "crds": {"enabled": False},
+                    "resyncSeconds": 2,
+                    "defaultClaim": {"name": "exports", "create": True},
+                }
+            )
+        )
         cli.helm("install", release, str(CHART), "-n", namespace, "-f", str(values))
         objects = manifest_objects(cli, release, namespace)
         scoped = {(o["kind"], o["metadata"].get("namespace")) for o in objects}
         assert not [k for k, ns in scoped if ns is None], f"cluster-scoped objects in namespaced mode: {scoped}"
-        assert {("Role", team_a), ("Role", team_b), ("RoleBinding", team_a), ("RoleBinding", team_b),
-                ("ServiceAccount", team_a), ("ServiceAccount", team_b)} <= scoped
+        assert {
+            ("Role", team_a),
+            ("Role", team_b),
+            ("RoleBinding", team_a),
+            ("RoleBinding", team_b),
+            ("ServiceAccount", team_a),
+            ("ServiceAccount", team_b),
+        } <= scoped
 
         (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
         account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
@@ -352,13 +437,24 @@ def test_namespaced_install_works_in_its_namespaces_and_nowhere_else(
             assert not cli.can_i(sa, "create", "pods", "--subresource=exec", "-n", ns)
             assert not cli.can_i(sa, "delete", "exportjobs.exportjob.io", "-n", ns)
         for ns in (other, namespace, "default"):
-            for verb, resource in [("list", "exportjobs.exportjob.io"), ("get", "secrets"), ("create", "jobs.batch"),
-                                   ("list", "pods"), ("create", "events")]:
+            for verb, resource in [
+                ("list", "exportjobs.exportjob.io"),
+                ("get", "secrets"),
+                ("create", "jobs.batch"),
+                ("list", "pods"),
+                ("create", "events"),
+            ]:
                 assert not cli.can_i(sa, verb, resource, "-n", ns), f"the operator can {verb} {resource} in {ns}"
-        for verb, resource in [("list", "exportjobs.exportjob.io"), ("list", "jobs.batch"), ("get", "secrets"),
-                               ("list", "namespaces"), ("get", "customresourcedefinitions")]:
-            assert not cli.can_i(sa, verb, resource, "--all-namespaces" if resource != "namespaces" else "-A"), \
+        for verb, resource in [
+            ("list", "exportjobs.exportjob.io"),
+            ("list", "jobs.batch"),
+            ("get", "secrets"),
+            ("list", "namespaces"),
+            ("get", "customresourcedefinitions"),
+        ]:
+            assert not cli.can_i(sa, verb, resource, "--all-namespaces" if resource != "namespaces" else "-A"), (
                 f"the operator can {verb} {resource} cluster-wide"
+            )
     finally:
         cli.helm("uninstall", release, "-n", namespace, "--wait", "--timeout=60s", check=False)
         for name in (team_a, team_b, other):

@@ -29,21 +29,31 @@ def variant(**changes):
 
 
 INVALID = [
-    ("two sources", variant(source={"synthetic": {"records": 1}, "inline": {"columns": ["a"]}}),
-     "exactly one of synthetic, inline, postgres, http must be set"),
+    (
+        "two sources",
+        variant(source={"synthetic": {"records": 1}, "inline": {"columns": ["a"]}}),
+        "exactly one of synthetic, inline, postgres, http must be set",
+    ),
     ("no source", variant(source={}), "exactly one of synthetic, inline, postgres, http must be set"),
     ("absolute path", variant(output__path="/etc/passwd"), "must be relative to the volume root, not absolute"),
     ("dot-dot path", variant(output__path="reports/../../x.csv"), "must not contain '..' segments"),
     ("directory path", variant(output__path="reports/"), "must name a file, not a directory"),
     ("pdf options on csv", variant(pdf={"title": "x"}), "pdf options are only allowed with format: pdf"),
-    ("csv options on pdf", variant(format="pdf", csv={"header": False}), "csv options are only allowed with format: csv"),
+    (
+        "csv options on pdf",
+        variant(format="pdf", csv={"header": False}),
+        "csv options are only allowed with format: csv",
+    ),
     ("unknown format", variant(format="xlsx"), 'Unsupported value: "xlsx"'),
     ("negative records", variant(source={"synthetic": {"records": -1}}), "should be greater than or equal to 0"),
     ("quote delimiter", variant(csv={"delimiter": '"'}), "must not be a double quote, CR or LF"),
     ("bad claim name", variant(output__claimName="Not_A_Name"), "spec.output.claimName"),
     ("http url scheme", variant(source={"http": {"url": "ftp://x/rows"}}), "spec.source.http.url"),
-    ("secret inlined instead of referenced", variant(source={"postgres": {"query": "select 1", "dsn": "postgres://u:p@h/db"}}),
-     "connectionSecretRef"),
+    (
+        "secret inlined instead of referenced",
+        variant(source={"postgres": {"query": "select 1", "dsn": "postgres://u:p@h/db"}}),
+        "connectionSecretRef",
+    ),
     ("priority out of range", variant(priority=5000), "spec.priority"),
 ]
 
@@ -61,7 +71,13 @@ def test_valid_manifest_is_stored_with_defaults_applied(exportjobs: ExportJobs):
     exportjobs.create("ok", variant(csv={}))
     stored = exportjobs.get("ok")["spec"]
     assert stored["priority"] == 0 and stored["source"]["synthetic"]["seed"] == 0
-    assert stored["csv"] == {"delimiter": ",", "header": True, "encoding": "utf-8", "formulaEscape": True, "lineTerminator": "crlf"}
+    assert stored["csv"] == {
+        "delimiter": ",",
+        "header": True,
+        "encoding": "utf-8",
+        "formulaEscape": True,
+        "lineTerminator": "crlf",
+    }
 
 
 def test_spec_is_immutable(exportjobs: ExportJobs):
@@ -70,9 +86,12 @@ def test_spec_is_immutable(exportjobs: ExportJobs):
     body["spec"]["source"]["synthetic"]["records"] = 99
     with pytest.raises(ApiException) as raised:
         exportjobs.custom.replace_namespaced_custom_object(
-            "exportjob.io", "v1alpha1", exportjobs.namespace, "exportjobs", "fixed", body)
+            "exportjob.io", "v1alpha1", exportjobs.namespace, "exportjobs", "fixed", body
+        )
     assert raised.value.status == 422 and "spec is immutable" in raised.value.body
     # Labels and annotations may still change.
     body = exportjobs.get("fixed")
     body["metadata"].setdefault("labels", {})["team"] = "data"
-    exportjobs.custom.replace_namespaced_custom_object("exportjob.io", "v1alpha1", exportjobs.namespace, "exportjobs", "fixed", body)
+    exportjobs.custom.replace_namespaced_custom_object(
+        "exportjob.io", "v1alpha1", exportjobs.namespace, "exportjobs", "fixed", body
+    )

@@ -17,15 +17,21 @@ pytestmark = pytest.mark.cluster
 
 
 def synthetic(records: int, path: str, fmt: str = "csv", **extra) -> dict:
-    return {"format": fmt, "source": {"synthetic": {"records": records, "seed": 1}},
-            "output": {"claimName": "exports", "path": path}, **extra}
+    return {
+        "format": fmt,
+        "source": {"synthetic": {"records": records, "seed": 1}},
+        "output": {"claimName": "exports", "path": path},
+        **extra,
+    }
 
 
 def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_csv_export_lands_on_the_claim_with_the_status_telling_the_truth(exportjobs, start_operator, devcluster, namespace):
+def test_csv_export_lands_on_the_claim_with_the_status_telling_the_truth(
+    exportjobs, start_operator, devcluster, namespace
+):
     start_operator()
     exportjobs.create("orders", synthetic(20_000, "reports/orders.csv"))
     status = exportjobs.wait_for_phase("orders", ("Succeeded", "Failed"))
@@ -72,8 +78,11 @@ def test_twenty_exports_never_run_more_than_the_limit_and_go_by_priority(exportj
     with RunningSampler(exportjobs) as sampler:
         operator = start_operator(max_concurrent=3, max_concurrent_per_namespace=3)
         # While exports wait, their queue positions are visible and the gauge agrees.
-        queued = wait_until(lambda: [e for e in exportjobs.list() if (e.get("status") or {}).get("phase") == "Queued"],
-                            30, "queued exports")
+        queued = wait_until(
+            lambda: [e for e in exportjobs.list() if (e.get("status") or {}).get("phase") == "Queued"],
+            30,
+            "queued exports",
+        )
         assert all(e["status"]["queuePosition"] >= 1 for e in queued)
         items = exportjobs.wait_all_finished(timeout=300)
 
@@ -97,7 +106,9 @@ def test_operator_killed_mid_run_loses_nothing_duplicates_nothing_counts_once(ex
     first = start_operator(max_concurrent=2)
     wait_until(lambda: len(exportjobs.worker_jobs()) >= 2, 60, "two worker Jobs")
     first.kill()
-    finished_before = sum(1 for e in exportjobs.list() if (e.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+    finished_before = sum(
+        1 for e in exportjobs.list() if (e.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    )
 
     second = start_operator(max_concurrent=2)
     items = exportjobs.wait_all_finished(timeout=300)
@@ -111,10 +122,18 @@ def test_operator_killed_mid_run_loses_nothing_duplicates_nothing_counts_once(ex
 
 def test_waits_for_a_missing_claim_and_secret_without_holding_a_slot(exportjobs, start_operator):
     start_operator(max_concurrent=1)
-    exportjobs.create("no-claim", {"format": "csv", "source": {"synthetic": {"records": 10}},
-                                   "output": {"claimName": "later", "path": "a.csv"}})
-    exportjobs.create("no-secret", {"format": "csv", "output": {"claimName": "exports", "path": "b.csv"},
-                                    "source": {"postgres": {"query": "select 1", "connectionSecretRef": {"name": "pg", "key": "dsn"}}}})
+    exportjobs.create(
+        "no-claim",
+        {"format": "csv", "source": {"synthetic": {"records": 10}}, "output": {"claimName": "later", "path": "a.csv"}},
+    )
+    exportjobs.create(
+        "no-secret",
+        {
+            "format": "csv",
+            "output": {"claimName": "exports", "path": "b.csv"},
+            "source": {"postgres": {"query": "select 1", "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
+        },
+    )
     waiting = exportjobs.wait_for_phase("no-claim", "Waiting")
     assert waiting["reason"] == "ClaimNotFound" and '"later" not found' in waiting["message"]
     no_secret = exportjobs.wait_for_phase("no-secret", "Waiting")
@@ -138,14 +157,19 @@ def test_deleting_queued_and_running_exports_frees_their_slots(exportjobs, start
     assert exportjobs.wait_for_phase("a-queued", "Queued")["queuePosition"] == 1
     exportjobs.create("b-next", synthetic(10, "next.csv"))
     assert exportjobs.wait_for_phase("b-next", "Queued")["queuePosition"] == 2
-    levels = wait_until(lambda: (s := operator.metrics()) and metric(s, "exportjob_queue_depth") == 2 and s, 15, "queue depth 2")
+    levels = wait_until(
+        lambda: (s := operator.metrics()) and metric(s, "exportjob_queue_depth") == 2 and s, 15, "queue depth 2"
+    )
     assert metric(levels, "exportjob_running") == 1
 
     exportjobs.delete("a-queued")
     exportjobs.delete("long")
     # The running export's Job (and Pod) go away, which frees the slot for `next`.
-    wait_until(lambda: all(j.metadata.owner_references[0].name != "long" for j in exportjobs.worker_jobs()),
-               60, "the deleted export's Job to be removed")
+    wait_until(
+        lambda: all(j.metadata.owner_references[0].name != "long" for j in exportjobs.worker_jobs()),
+        60,
+        "the deleted export's Job to be removed",
+    )
     assert exportjobs.wait_for_phase("b-next", ("Succeeded", "Failed"))["phase"] == "Succeeded"
     assert not exportjobs.exists("a-queued")
     volume = devcluster.volume_dir(namespace, "exports")
@@ -157,12 +181,22 @@ def test_metrics_endpoint_matches_the_exports_that_ran(exportjobs, start_operato
     exportjobs.create("a", synthetic(1_000, "m/a.csv"))
     exportjobs.create("b", synthetic(2_000, "m/b.csv"))
     exportjobs.create("c", synthetic(300, "m/c.pdf", fmt="pdf"))
-    exportjobs.create("broken", {"format": "csv", "backoffLimit": 0, "output": {"claimName": "exports", "path": "m/x.csv"},
-                                 "columns": [{"name": "no_such_column"}], "source": {"synthetic": {"records": 5}}})
+    exportjobs.create(
+        "broken",
+        {
+            "format": "csv",
+            "backoffLimit": 0,
+            "output": {"claimName": "exports", "path": "m/x.csv"},
+            "columns": [{"name": "no_such_column"}],
+            "source": {"synthetic": {"records": 5}},
+        },
+    )
     items = {i["metadata"]["name"]: i["status"] for i in exportjobs.wait_all_finished()}
     assert items["broken"]["phase"] == "Failed" and items["broken"]["reason"] == "InvalidSpec"
 
-    samples = wait_until(lambda: (s := operator.metrics()) and metric(s, "exportjob_running") == 0 and s, 20, "idle gauges")
+    samples = wait_until(
+        lambda: (s := operator.metrics()) and metric(s, "exportjob_running") == 0 and s, 20, "idle gauges"
+    )
     assert metric(samples, "exportjob_exports_total", format="csv", result="succeeded") == 2
     assert metric(samples, "exportjob_exports_total", format="pdf", result="succeeded") == 1
     assert metric(samples, "exportjob_exports_total", format="csv", result="failed") == 1
@@ -184,15 +218,25 @@ def test_sigterm_stops_the_operator_cleanly(start_operator):
 
 
 def test_postgres_export_reads_the_dsn_from_a_secret(exportjobs, start_operator, postgres, devcluster, namespace):
-    postgres.execute("CREATE TABLE IF NOT EXISTS cluster_orders AS SELECT g AS id, 'name ' || g AS name, g * 1.5 AS amount "
-                     "FROM generate_series(1, 5000) g")
+    postgres.execute(
+        "CREATE TABLE IF NOT EXISTS cluster_orders AS SELECT g AS id, 'name ' || g AS name, g * 1.5 AS amount "
+        "FROM generate_series(1, 5000) g"
+    )
     exportjobs.create_secret("pg", {"dsn": postgres.dsn()})
     start_operator()
-    exportjobs.create("pg-orders", {
-        "format": "csv", "output": {"claimName": "exports", "path": "pg/orders.csv"},
-        "source": {"postgres": {"query": "SELECT id, name, amount FROM cluster_orders ORDER BY id",
-                                "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
-    })
+    exportjobs.create(
+        "pg-orders",
+        {
+            "format": "csv",
+            "output": {"claimName": "exports", "path": "pg/orders.csv"},
+            "source": {
+                "postgres": {
+                    "query": "SELECT id, name, amount FROM cluster_orders ORDER BY id",
+                    "connectionSecretRef": {"name": "pg", "key": "dsn"},
+                }
+            },
+        },
+    )
     status = exportjobs.wait_for_phase("pg-orders", ("Succeeded", "Failed"))
     assert status["phase"] == "Succeeded", status
     file = devcluster.volume_dir(namespace, "exports") / "pg" / "orders.csv"

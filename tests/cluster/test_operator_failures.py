@@ -15,7 +15,13 @@ pytestmark = pytest.mark.cluster
 
 
 def export(path: str, source: dict, **extra) -> dict:
-    return {"format": "csv", "backoffLimit": 0, "source": source, "output": {"claimName": "exports", "path": path}, **extra}
+    return {
+        "format": "csv",
+        "backoffLimit": 0,
+        "source": source,
+        "output": {"claimName": "exports", "path": path},
+        **extra,
+    }
 
 
 def failed(exportjobs: ExportJobs, name: str, timeout: float = 90) -> dict:
@@ -32,7 +38,7 @@ def rows_server():
     routes: dict[str, tuple[int, bytes]] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             code, body = routes.get(self.path, (404, b"not found"))
             self.send_response(code)
             self.send_header("Content-Length", str(len(body)))
@@ -50,7 +56,9 @@ def rows_server():
 
 def test_source_unreachable(exportjobs, start_operator):
     start_operator()
-    exportjobs.create("down", export("down.csv", {"http": {"url": f"http://127.0.0.1:{free_port()}/rows", "timeoutSeconds": 5}}))
+    exportjobs.create(
+        "down", export("down.csv", {"http": {"url": f"http://127.0.0.1:{free_port()}/rows", "timeoutSeconds": 5}})
+    )
     status = failed(exportjobs, "down")
     assert status["reason"] == "SourceUnreachable" and "127.0.0.1" in status["message"]
 
@@ -66,7 +74,9 @@ def test_malformed_source_names_the_line(exportjobs, start_operator, rows_server
 
 def test_unknown_column_is_invalid_spec_and_fails_at_once(exportjobs, start_operator):
     start_operator()
-    exportjobs.create("cols", export("cols.csv", {"synthetic": {"records": 5}}, backoffLimit=3, columns=[{"name": "nope"}]))
+    exportjobs.create(
+        "cols", export("cols.csv", {"synthetic": {"records": 5}}, backoffLimit=3, columns=[{"name": "nope"}])
+    )
     status = failed(exportjobs, "cols")
     assert status["reason"] == "InvalidSpec" and "nope" in status["message"]
     assert status["attempts"] == 1  # a permanent failure is not retried (podFailurePolicy FailJob)
@@ -109,8 +119,15 @@ def tiny_claim(exportjobs, devcluster, namespace):
 
 def test_disk_full_removes_the_partial_file(exportjobs, start_operator, tiny_claim):
     start_operator()
-    exportjobs.create("big", {"format": "csv", "backoffLimit": 0, "source": {"synthetic": {"records": 100_000}},
-                              "output": {"claimName": "tiny", "path": "big.csv"}})
+    exportjobs.create(
+        "big",
+        {
+            "format": "csv",
+            "backoffLimit": 0,
+            "source": {"synthetic": {"records": 100_000}},
+            "output": {"claimName": "tiny", "path": "big.csv"},
+        },
+    )
     status = failed(exportjobs, "big")
     assert status["reason"] == "DiskFull"
     assert list(tiny_claim.iterdir()) == [], "a partial file was left behind"
@@ -119,7 +136,9 @@ def test_disk_full_removes_the_partial_file(exportjobs, start_operator, tiny_cla
 def test_query_failed_carries_the_servers_message_and_never_the_secret(exportjobs, start_operator, postgres):
     exportjobs.create_secret("pg", {"dsn": postgres.dsn()})
     start_operator()
-    source = {"postgres": {"query": "SELECT id FROM no_such_table", "connectionSecretRef": {"name": "pg", "key": "dsn"}}}
+    source = {
+        "postgres": {"query": "SELECT id FROM no_such_table", "connectionSecretRef": {"name": "pg", "key": "dsn"}}
+    }
     exportjobs.create("sql", export("sql.csv", source, backoffLimit=3))
     status = failed(exportjobs, "sql")
     assert status["reason"] == "QueryFailed" and "no_such_table" in status["message"]

@@ -18,8 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-
-
 Body = bytes | Callable[[], Iterable[bytes]]
 
 
@@ -40,8 +38,14 @@ class HttpServer:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def serve(self, path: str, body: Body = b"", status: int = 200, content_type: str = "application/octet-stream",
-              chunked: bool = False) -> str:
+    def serve(
+        self,
+        path: str,
+        body: Body = b"",
+        status: int = 200,
+        content_type: str = "application/octet-stream",
+        chunked: bool = False,
+    ) -> str:
         """Serve `body` at `path` (chunked: `body` is a callable returning the chunks); return the URL."""
         self.routes[path] = Route(status, body, content_type, chunked)
         return self.url(path)
@@ -99,8 +103,9 @@ def tiny_volume(tmp_path) -> Iterator[str]:
         pytest.skip("mounting a tmpfs needs root (CI runs as root); the ENOSPC logic is unit-tested with a fake file")
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    completed = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount_point)],
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if completed.returncode != 0:
         pytest.fail(f"cannot mount a 1 MiB tmpfs for the disk-full test: {completed.stderr.strip()}")
     try:

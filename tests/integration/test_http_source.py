@@ -16,8 +16,7 @@ RECORDS = [{"id": i, "name": f"name {i}", "amount": -i * 1.5, "tag": "=x" if i =
 
 
 def export(tmp_path, url, fmt="ndjson", columns=None, token=None, **source):
-    spec = {"format": "csv", "source": {"http": {"url": url, "format": fmt, **source}},
-            "output": {"path": "h/out.csv"}}
+    spec = {"format": "csv", "source": {"http": {"url": url, "format": fmt, **source}}, "output": {"path": "h/out.csv"}}
     if columns:
         spec["columns"] = columns
     return execute(parse_spec(spec), str(tmp_path), Credentials(http_bearer_token=token))
@@ -34,8 +33,7 @@ EXPECTED = [["id", "name", "amount", "tag"]] + [
 
 def test_ndjson_streamed_in_chunks(tmp_path, http_server):
     body = b"".join(json.dumps(r).encode() + b"\n" for r in RECORDS)
-    http_server.serve("/rows.ndjson", body=lambda: [body[i : i + 7] for i in range(0, len(body), 7)],
-                                               chunked=True)
+    http_server.serve("/rows.ndjson", body=lambda: [body[i : i + 7] for i in range(0, len(body), 7)], chunked=True)
     result = export(tmp_path, http_server.url("/rows.ndjson"))
     assert result.ok, result.message
     assert result.rows == 5 and rows(tmp_path) == EXPECTED
@@ -44,8 +42,7 @@ def test_ndjson_streamed_in_chunks(tmp_path, http_server):
 
 def test_json_array_streamed_in_chunks(tmp_path, http_server):
     body = json.dumps(RECORDS, indent=2).encode()
-    http_server.serve("/rows.json", body=lambda: [body[i : i + 5] for i in range(0, len(body), 5)],
-                                             chunked=True)
+    http_server.serve("/rows.json", body=lambda: [body[i : i + 5] for i in range(0, len(body), 5)], chunked=True)
     result = export(tmp_path, http_server.url("/rows.json"), fmt="json")
     assert result.ok, result.message
     assert rows(tmp_path) == EXPECTED
@@ -54,8 +51,9 @@ def test_json_array_streamed_in_chunks(tmp_path, http_server):
 def test_csv_source_with_projection(tmp_path, http_server):
     body = '\ufeffid,name,note\r\n1,Ann,"multi\nline"\r\n2,Bob,-3.5\r\n3,Cy,-x\r\n'.encode()
     http_server.serve("/rows.csv", body=body, content_type="text/csv")
-    result = export(tmp_path, http_server.url("/rows.csv"), fmt="csv",
-                    columns=[{"name": "note", "header": "Note"}, {"name": "id"}])
+    result = export(
+        tmp_path, http_server.url("/rows.csv"), fmt="csv", columns=[{"name": "note", "header": "Note"}, {"name": "id"}]
+    )
     assert result.ok, result.message
     assert rows(tmp_path) == [["Note", "id"], ["multi\nline", "1"], ["-3.5", "2"], ["'-x", "3"]]
 

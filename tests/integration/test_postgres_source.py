@@ -21,7 +21,7 @@ pytestmark = pytest.mark.postgres
 ITEMS = [
     # id, name (text), code (varchar), amount (numeric), qty (int), flag, note (nullable text), price (float8)
     (1, "plain", "A-1", Decimal("12.50"), 3, True, None, 1.5),
-    (2, "=HYPERLINK(\"http://x\")", "+cmd", Decimal("-7.25"), -4, False, "@SUM(A1)", -2.25),
+    (2, '=HYPERLINK("http://x")', "+cmd", Decimal("-7.25"), -4, False, "@SUM(A1)", -2.25),
     (3, 'quote " comma , newline\n end', "-12.5", Decimal("0.00"), 0, None, "\tTab", 0.0),
     (4, "日本語 Ünïcödé 🎉", "-x", Decimal("-0.01"), -1, True, "", -1e-05),
     (5, "-", "@", Decimal("100.00"), 7, False, "\rCR", 3.0),
@@ -71,8 +71,10 @@ def text(value, escape=True):
 
 
 def expected_rows(escape=True):
-    return [[str(i), text(n, escape), text(c, escape), str(a), str(q), text(f), text(note, escape), repr(p)]
-            for i, n, c, a, q, f, note, p in ITEMS]
+    return [
+        [str(i), text(n, escape), text(c, escape), str(a), str(q), text(f), text(note, escape), repr(p)]
+        for i, n, c, a, q, f, note, p in ITEMS
+    ]
 
 
 def test_copy_path_renders_every_value_and_guards_text_server_side(tmp_path, postgres, items_table):
@@ -87,7 +89,7 @@ def test_copy_path_renders_every_value_and_guards_text_server_side(tmp_path, pos
         assert got[:7] == want[:7]
         assert float(got[7]) == float(want[7])
     assert result.rows == 5 and result.bytes == len(data)
-    assert rows[2][1] == "'=HYPERLINK(\"http://x\")" and rows[2][2] == "'+cmd" and rows[2][3] == "-7.25"
+    assert rows[2][1] == '\'=HYPERLINK("http://x")' and rows[2][2] == "'+cmd" and rows[2][3] == "-7.25"
     assert rows[3][2] == "-12.5"  # text that is a plain number stays as it is
     assert rows[2][4] == "-4"  # numbers are never escaped
     assert data.count(b"\r\n") == 6  # crlf records; the newline inside the quoted field stays LF
@@ -103,8 +105,13 @@ def test_copy_path_without_guard_keeps_text_verbatim(tmp_path, postgres, items_t
 
 def test_copy_path_select_rename_order_delimiter_lf_bom_and_no_header(tmp_path, postgres, items_table):
     columns = [{"name": "note", "header": "=Note"}, {"name": "id", "header": "Item ID"}, {"name": "amount"}]
-    result = export(tmp_path, postgres, "SELECT * FROM items ORDER BY id;", columns=columns,
-                    csv_options={"delimiter": ";", "lineTerminator": "lf", "encoding": "utf-8-sig"})
+    result = export(
+        tmp_path,
+        postgres,
+        "SELECT * FROM items ORDER BY id;",
+        columns=columns,
+        csv_options={"delimiter": ";", "lineTerminator": "lf", "encoding": "utf-8-sig"},
+    )
     assert result.ok, result.message
     data = (tmp_path / "out/export.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf'=Note;Item ID;amount\n") and b"\r\n" not in data.replace(b'"\r', b"")
@@ -189,11 +196,19 @@ def test_read_only_transaction(tmp_path, postgres, items_table):
 
 
 def test_cursor_path_streams_typed_rows_in_fetch_size_batches(postgres, items_table):
-    spec = parse_spec({
-        "format": "pdf", "output": {"path": "x.pdf"},
-        "source": {"postgres": {"query": "SELECT id, hash FROM many ORDER BY id", "fetchSize": 1000,
-                                "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
-    })
+    spec = parse_spec(
+        {
+            "format": "pdf",
+            "output": {"path": "x.pdf"},
+            "source": {
+                "postgres": {
+                    "query": "SELECT id, hash FROM many ORDER BY id",
+                    "fetchSize": 1000,
+                    "connectionSecretRef": {"name": "pg", "key": "dsn"},
+                }
+            },
+        }
+    )
     with open_source(spec, Credentials(postgres_dsn=postgres.dsn())) as source:
         stream = source.stream()
         assert stream.columns == ["id", "hash"]
@@ -208,12 +223,18 @@ def test_cursor_path_streams_typed_rows_in_fetch_size_batches(postgres, items_ta
 
 
 def test_cursor_path_values_and_json_as_server_text(postgres, items_table):
-    spec = parse_spec({
-        "format": "pdf", "output": {"path": "x.pdf"},
-        "source": {"postgres": {"query": "SELECT id, amount, flag, note, '{\"a\": [1, 2]}'::jsonb AS doc "
-                                         "FROM items ORDER BY id",
-                                "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
-    })
+    spec = parse_spec(
+        {
+            "format": "pdf",
+            "output": {"path": "x.pdf"},
+            "source": {
+                "postgres": {
+                    "query": "SELECT id, amount, flag, note, '{\"a\": [1, 2]}'::jsonb AS doc FROM items ORDER BY id",
+                    "connectionSecretRef": {"name": "pg", "key": "dsn"},
+                }
+            },
+        }
+    )
     with open_source(spec, Credentials(postgres_dsn=postgres.dsn())) as source:
         rows = list(source.stream().rows())
     assert rows[1] == (2, Decimal("-7.25"), False, "@SUM(A1)", '{"a": [1, 2]}')
@@ -221,10 +242,15 @@ def test_cursor_path_values_and_json_as_server_text(postgres, items_table):
 
 
 def test_cursor_path_errors_are_classified(postgres):
-    spec = parse_spec({
-        "format": "pdf", "output": {"path": "x.pdf"},
-        "source": {"postgres": {"query": "SELECT * FROM nowhere", "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
-    })
+    spec = parse_spec(
+        {
+            "format": "pdf",
+            "output": {"path": "x.pdf"},
+            "source": {
+                "postgres": {"query": "SELECT * FROM nowhere", "connectionSecretRef": {"name": "pg", "key": "dsn"}}
+            },
+        }
+    )
     from exportjob.worker.errors import ExportFailure
 
     with pytest.raises(ExportFailure) as caught:
@@ -235,19 +261,54 @@ def test_cursor_path_errors_are_classified(postgres):
 
 def test_pdf_export_through_the_cursor_path(tmp_path, postgres, items_table):
     result = run_export(
-        parse_spec({
-            "format": "pdf", "output": {"path": "out/items.pdf"}, "pdf": {"title": "Items"},
-            "source": {"postgres": {"query": "SELECT id, hash FROM many WHERE id <= 2000 ORDER BY id",
-                                    "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
-        }),
-        str(tmp_path), Credentials(postgres_dsn=postgres.dsn()),
+        parse_spec(
+            {
+                "format": "pdf",
+                "output": {"path": "out/items.pdf"},
+                "pdf": {"title": "Items"},
+                "source": {
+                    "postgres": {
+                        "query": "SELECT id, hash FROM many WHERE id <= 2000 ORDER BY id",
+                        "connectionSecretRef": {"name": "pg", "key": "dsn"},
+                    }
+                },
+            }
+        ),
+        str(tmp_path),
+        Credentials(postgres_dsn=postgres.dsn()),
     )
     data = (tmp_path / "out/items.pdf").read_bytes()
     assert result.rows == 2000 and data.startswith(b"%PDF-") and b"%%EOF" in data[-64:]
 
 
-TRICKY = ["-12.5", "+3", "-1e-5", "-.5", "-1.", "-inf", "-Infinity", "-nan", "NaN", "-", "+", "=1", "@", "\tx",
-          "\rx", "1e5", "-1e", "--1", "+-1", "-0x1", "Alpha", "", "9", "A=1", "é=", " =1"]
+TRICKY = [
+    "-12.5",
+    "+3",
+    "-1e-5",
+    "-.5",
+    "-1.",
+    "-inf",
+    "-Infinity",
+    "-nan",
+    "NaN",
+    "-",
+    "+",
+    "=1",
+    "@",
+    "\tx",
+    "\rx",
+    "1e5",
+    "-1e",
+    "--1",
+    "+-1",
+    "-0x1",
+    "Alpha",
+    "",
+    "9",
+    "A=1",
+    "é=",
+    " =1",
+]
 
 
 def test_server_side_guard_matches_the_python_rule_exactly(tmp_path, postgres):

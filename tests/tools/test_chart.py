@@ -130,8 +130,11 @@ def env_of(deployment: dict[str, Any]) -> dict[str, str]:
 # --- lint and render --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values", [[], ["-f", str(ALL_TOGGLES)], ["-f", str(ALL_TOGGLES), "--set", "watchNamespaces={a,b}"]],
-                         ids=["defaults", "all-toggles", "namespaced"])
+@pytest.mark.parametrize(
+    "values",
+    [[], ["-f", str(ALL_TOGGLES)], ["-f", str(ALL_TOGGLES), "--set", "watchNamespaces={a,b}"]],
+    ids=["defaults", "all-toggles", "namespaced"],
+)
 def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
     result = run_helm(helm, "lint", "--strict", str(CHART), *values)
     assert "0 chart(s) failed" in result.stdout
@@ -139,8 +142,20 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
 
 def test_default_render_has_the_core_objects_and_no_optional_ones(helm: Path) -> None:
     kinds = sorted(o["kind"] for o in render(helm))
-    assert kinds == sorted(["CustomResourceDefinition", "ServiceAccount", "ServiceAccount", "ClusterRole",
-                            "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "Pod"])
+    assert kinds == sorted(
+        [
+            "CustomResourceDefinition",
+            "ServiceAccount",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "Deployment",
+            "Pod",
+        ]
+    )
 
 
 def test_every_toggle_on_renders_the_monitoring_objects_and_the_claim(helm: Path) -> None:
@@ -163,31 +178,51 @@ def test_every_toggle_on_renders_the_monitoring_objects_and_the_claim(helm: Path
     assert env_of(one(objects, "Deployment"))["EXPORTJOB_DEFAULT_CLAIM"] == claim["metadata"]["name"] == "exports"
 
 
-@pytest.mark.parametrize("args,expected", [([], None), (["--set", "defaultClaim.storageClassName=fast"], "fast"),
-                                           (["--set", "defaultClaim.storageClassName="], "")])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        ([], None),
+        (["--set", "defaultClaim.storageClassName=fast"], "fast"),
+        (["--set", "defaultClaim.storageClassName="], ""),
+    ],
+)
 def test_default_claim_storage_class(helm: Path, args: list[str], expected: str | None) -> None:
-    claim = one(render(helm, "--set", "defaultClaim.create=true", "--set", "defaultClaim.name=out", *args),
-                "PersistentVolumeClaim")
+    claim = one(
+        render(helm, "--set", "defaultClaim.create=true", "--set", "defaultClaim.name=out", *args),
+        "PersistentVolumeClaim",
+    )
     assert claim["spec"].get("storageClassName") == expected
     assert claim["metadata"]["namespace"] == NAMESPACE
 
 
 def test_dashboard_label_and_namespace_are_configurable(helm: Path) -> None:
-    objects = render(helm, "--set", "dashboards.enabled=true", "--set", "dashboards.label=my_dashboards",
-                     "--set", "dashboards.labelValue=yes", "--set", "dashboards.namespace=monitoring")
+    objects = render(
+        helm,
+        "--set",
+        "dashboards.enabled=true",
+        "--set",
+        "dashboards.label=my_dashboards",
+        "--set",
+        "dashboards.labelValue=yes",
+        "--set",
+        "dashboards.namespace=monitoring",
+    )
     configmap = one(objects, "ConfigMap")
     assert configmap["metadata"]["namespace"] == "monitoring"
     assert configmap["metadata"]["labels"]["my_dashboards"] == "yes"
     assert "grafana_dashboard" not in configmap["metadata"]["labels"]
 
 
-@pytest.mark.parametrize("typo,message", [
-    ("limits.maxConcurent=3", "additional properties 'maxConcurent' not allowed"),
-    ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
-    ("replicas=2", "additional properties 'replicas' not allowed"),
-    ("logFormat=yaml", "logFormat"),
-    ("limits.maxConcurrent=0", "maxConcurrent"),
-])
+@pytest.mark.parametrize(
+    "typo,message",
+    [
+        ("limits.maxConcurent=3", "additional properties 'maxConcurent' not allowed"),
+        ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
+        ("replicas=2", "additional properties 'replicas' not allowed"),
+        ("logFormat=yaml", "logFormat"),
+        ("limits.maxConcurrent=0", "maxConcurrent"),
+    ],
+)
 def test_the_schema_rejects_typos_and_bad_values(helm: Path, typo: str, message: str) -> None:
     result = run_helm(helm, "template", "x", str(CHART), "--set", typo, check=False)
     assert result.returncode != 0, f"--set {typo} was accepted"
@@ -216,11 +251,15 @@ def test_names_are_cut_to_63_characters(helm: Path) -> None:
 def test_chart_copies_equal_their_sources() -> None:
     result = subprocess.run([str(REPO / "hack" / "check-chart-sync.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + "\nrun `make chart-sync`"
-    pairs = subprocess.run([str(REPO / "hack" / "sync-chart.sh"), "--list"], capture_output=True, text=True,
-                           check=True).stdout.split("\n")
+    pairs = subprocess.run(
+        [str(REPO / "hack" / "sync-chart.sh"), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     sources = {Path(line.split()[0]).relative_to(REPO).as_posix() for line in pairs if line}
-    assert sources == {"crds/exportjob.io_exportjobs.yaml", "rules/exportjob.rules.yml",
-                       "dashboards/exportjob-operator.json"}
+    assert sources == {
+        "crds/exportjob.io_exportjobs.yaml",
+        "rules/exportjob.rules.yml",
+        "dashboards/exportjob-operator.json",
+    }
     for line in filter(None, pairs):
         source, copy = map(Path, line.split())
         assert source.read_bytes() == copy.read_bytes(), f"{copy} differs from {source}"
@@ -232,7 +271,10 @@ def test_the_crd_renders_unchanged_with_a_keep_policy(helm: Path) -> None:
     rendered = one(render(helm), "CustomResourceDefinition")
     assert rendered["spec"] == source["spec"]
     assert rendered["metadata"]["name"] == source["metadata"]["name"]
-    assert rendered["metadata"]["annotations"] == {**source["metadata"]["annotations"], "helm.sh/resource-policy": "keep"}
+    assert rendered["metadata"]["annotations"] == {
+        **source["metadata"]["annotations"],
+        "helm.sh/resource-policy": "keep",
+    }
     assert set(source["metadata"]["labels"].items()) <= set(rendered["metadata"]["labels"].items())
     unkept = one(render(helm, "--set", "crds.keep=false"), "CustomResourceDefinition")
     assert "helm.sh/resource-policy" not in unkept["metadata"]["annotations"]
@@ -249,10 +291,15 @@ def test_rules_and_dashboard_ship_unchanged(helm: Path) -> None:
     assert json.loads(data)["uid"] == "exportjob-operator"
 
 
-@pytest.mark.parametrize("release,overrides", [
-    ("exportjob-operator", []), ("prod", []), ("x", ["--set", "fullnameOverride=exports"]),
-    ("x", ["--set", "nameOverride=ej"]),
-])
+@pytest.mark.parametrize(
+    "release,overrides",
+    [
+        ("exportjob-operator", []),
+        ("prod", []),
+        ("x", ["--set", "fullnameOverride=exports"]),
+        ("x", ["--set", "nameOverride=ej"]),
+    ],
+)
 def test_the_scrape_job_matches_the_alerts_job_regex(helm: Path, release: str, overrides: list[str]) -> None:
     """The ServiceMonitor's jobLabel reads a Service label whose value matches job=~".*exportjob-operator.*"."""
     objects = render(helm, "--set", "metrics.serviceMonitor.enabled=true", *overrides, release=release)
@@ -282,11 +329,20 @@ def test_one_replica_recreate_probe_and_ports(helm: Path) -> None:
 
 def test_the_deployment_sets_every_operator_setting_and_they_load(helm: Path, tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({
-        "limits": {"maxConcurrent": 7, "maxConcurrentPerNamespace": 2}, "defaultClaim": {"name": "exports"},
-        "worker": {"resources": {"limits": {"cpu": None}}}, "jobDefaults": {"ttlSecondsAfterFinished": 10_000_000},
-        "resyncSeconds": 2.5, "logFormat": "plain", "image": {"tag": "1.2.3"}, "watchNamespaces": ["a", "b"],
-    }))
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "limits": {"maxConcurrent": 7, "maxConcurrentPerNamespace": 2},
+                "defaultClaim": {"name": "exports"},
+                "worker": {"resources": {"limits": {"cpu": None}}},
+                "jobDefaults": {"ttlSecondsAfterFinished": 10_000_000},
+                "resyncSeconds": 2.5,
+                "logFormat": "plain",
+                "image": {"tag": "1.2.3"},
+                "watchNamespaces": ["a", "b"],
+            }
+        )
+    )
     objects = render(helm, "-f", str(values))
     env = env_of(one(objects, "Deployment"))
     # The Lease namespace comes from the Pod's own namespace (POD_NAMESPACE, downward API).
@@ -311,8 +367,12 @@ def test_the_deployment_sets_every_operator_setting_and_they_load(helm: Path, tm
 
 
 def test_worker_image_override(helm: Path) -> None:
-    env = env_of(one(render(helm, "--set", "worker.image.repository=reg.local/ej", "--set-string", "worker.image.tag=9"),
-                     "Deployment"))
+    env = env_of(
+        one(
+            render(helm, "--set", "worker.image.repository=reg.local/ej", "--set-string", "worker.image.tag=9"),
+            "Deployment",
+        )
+    )
     assert env["EXPORTJOB_WORKER_IMAGE"] == "reg.local/ej:9"
     digest = "sha256:" + "a" * 64
     env = env_of(one(render(helm, "--set", f"image.digest={digest}"), "Deployment"))
@@ -320,8 +380,11 @@ def test_worker_image_override(helm: Path) -> None:
 
 
 RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
 }
 
 
@@ -347,14 +410,21 @@ def test_every_pod_is_restricted(helm: Path) -> None:
     assert_restricted(test_pod["spec"], "helm test Pod")
     # The worker Job the operator builds with exactly the settings the chart gives it.
     settings = load_settings([], env_of(deployment))
-    job = build_worker_job(name="orders", namespace="team-a", uid="u-1", settings=settings,
-                           spec=parse_spec({"format": "csv", "source": {"synthetic": {"records": 1}},
-                                            "output": {"path": "orders.csv"}}))
+    job = build_worker_job(
+        name="orders",
+        namespace="team-a",
+        uid="u-1",
+        settings=settings,
+        spec=parse_spec({"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"path": "orders.csv"}}),
+    )
     pod_spec = job["spec"]["template"]["spec"]
     assert_restricted(pod_spec, "worker")
     assert pod_spec["automountServiceAccountToken"] is False
     assert pod_spec["serviceAccountName"] == one(objects, "ServiceAccount", "exportjob-worker")["metadata"]["name"]
-    assert pod_spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == one(objects, "PersistentVolumeClaim")["metadata"]["name"]
+    assert (
+        pod_spec["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        == one(objects, "PersistentVolumeClaim")["metadata"]["name"]
+    )
 
 
 def test_the_test_pod_is_not_a_service_endpoint(helm: Path) -> None:
@@ -372,7 +442,9 @@ def test_least_privilege_table_matches_the_api_calls_of_kube_py() -> None:
     unknown = calls - set(CLIENT_CALLS)
     assert not unknown, f"kube.py calls {unknown}: add them to CLIENT_CALLS and the chart's rules (_helpers.tpl)"
     needed = {CLIENT_CALLS[c] for c in calls} | KOPF_WATCHES
-    assert needed == LEAST_PRIVILEGE, f"missing from the chart: {needed - LEAST_PRIVILEGE}; unused: {LEAST_PRIVILEGE - needed}"
+    assert needed == LEAST_PRIVILEGE, (
+        f"missing from the chart: {needed - LEAST_PRIVILEGE}; unused: {LEAST_PRIVILEGE - needed}"
+    )
     lease_calls = set(re.findall(r"self\.coordination\.(\w+)\(", KUBE_PY.read_text()))
     assert lease_calls == set(LEASE_CALLS) and {LEASE_CALLS[c] for c in lease_calls} == LEASE_PRIVILEGE
 
@@ -391,8 +463,17 @@ def test_leader_election_role_is_only_leases_in_the_release_namespace(helm: Path
 def test_replicas_need_leader_election_and_roll_without_downtime(helm: Path) -> None:
     spec = one(render(helm, "--set", "replicaCount=2"), "Deployment")["spec"]
     assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
-    result = run_helm(helm, "template", "x", str(CHART), "--set", "replicaCount=2", "--set", "leaderElection.enabled=false",
-                      check=False)
+    result = run_helm(
+        helm,
+        "template",
+        "x",
+        str(CHART),
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "leaderElection.enabled=false",
+        check=False,
+    )
     assert result.returncode != 0 and "requires leaderElection.enabled" in result.stderr
 
 
@@ -400,8 +481,11 @@ def test_clusterwide_rbac_is_exactly_the_least_privilege_table(helm: Path) -> No
     objects = render(helm)
     role, binding = one(objects, "ClusterRole"), one(objects, "ClusterRoleBinding")
     assert rule_set(role["rules"]) == LEAST_PRIVILEGE
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
     operator_sa = one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": operator_sa, "namespace": NAMESPACE}]
     assert [o["metadata"]["name"] for o in objects if o["kind"] in ("Role", "RoleBinding")] == [LEADER_ROLE] * 2
@@ -437,8 +521,11 @@ def test_worker_service_account_has_no_rbac_and_no_token(helm: Path) -> None:
     assert "exportjob-worker" not in subjects
     default = [o for o in render(helm) if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "exportjob-worker"]
     assert [w["metadata"]["namespace"] for w in default] == [NAMESPACE]
-    assert not [o for o in render(helm, "--set", "worker.serviceAccount.create=false")
-                if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "exportjob-worker"]
+    assert not [
+        o
+        for o in render(helm, "--set", "worker.serviceAccount.create=false")
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "exportjob-worker"
+    ]
 
 
 def test_rbac_and_service_account_can_be_turned_off(helm: Path) -> None:

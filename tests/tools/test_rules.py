@@ -62,17 +62,34 @@ EXPECTED_ALERTS = {
 STATIC_DESCRIPTION_ALLOWED = {"ExportJobOperatorAbsent"}
 
 PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "inf", "nan", "Inf", "NaN", "atan2",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "Inf",
+    "NaN",
+    "atan2",
 }
 
 
 # ---------------------------------------------------------------- helpers
 
+
 def promtool() -> Path:
     path = Path(os.environ.get("PROMTOOL", REPO / "bin" / "promtool"))
     if not path.exists():
-        pytest.fail(f"{path} not found: run `make tools` (hack/build-tools.sh promtool) to build promtool", pytrace=False)
+        pytest.fail(
+            f"{path} not found: run `make tools` (hack/build-tools.sh promtool) to build promtool", pytrace=False
+        )
     return path
 
 
@@ -127,6 +144,7 @@ def metric_names(expr: str) -> set[str]:
 
 # ---------------------------------------------------------------- promtool
 
+
 def test_promtool_check_rules() -> None:
     proc = run([str(promtool()), "check", "rules", str(RULES.relative_to(REPO))])
     assert "SUCCESS" in proc.stdout + proc.stderr
@@ -149,7 +167,10 @@ def test_dashboard_check_names_the_broken_panel(tmp_path: Path) -> None:
     path.write_text(json.dumps(broken))
     proc = subprocess.run(
         [sys.executable, "hack/check-dashboard-queries.py", "--promtool", str(promtool()), str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     first = broken["panels"][0]
@@ -158,6 +179,7 @@ def test_dashboard_check_names_the_broken_panel(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- alerts and recording rules
 
+
 def test_expected_alerts_and_severities() -> None:
     found: dict[str, set[str]] = {}
     for rule in alerts():
@@ -165,7 +187,7 @@ def test_expected_alerts_and_severities() -> None:
     assert found == EXPECTED_ALERTS
 
 
-@pytest.mark.parametrize("rule", alerts(), ids=lambda r: f'{r["alert"]}-{r["labels"]["severity"]}')
+@pytest.mark.parametrize("rule", alerts(), ids=lambda r: f"{r['alert']}-{r['labels']['severity']}")
 def test_alert_is_complete(rule: dict) -> None:
     name = rule["alert"]
     assert re.fullmatch(r"ExportJob[A-Z][A-Za-z0-9]+", name), "CamelCase with the ExportJob prefix"
@@ -203,14 +225,14 @@ def test_rules_keep_no_per_object_labels() -> None:
     for rule in records() + alerts():
         for labels in re.findall(r"\bby\s*\(([^)]*)\)", rule["expr"]):
             kept = {label.strip() for label in labels.split(",") if label.strip()}
-            assert kept <= allowed, f'{rule.get("record") or rule.get("alert")} keeps {kept - allowed}'
+            assert kept <= allowed, f"{rule.get('record') or rule.get('alert')} keeps {kept - allowed}"
 
 
 def test_rules_reference_only_known_metrics() -> None:
     known = EXPOSED | {r["record"] for r in records()} | {"up"}
     for rule in records() + alerts():
         unknown = metric_names(rule["expr"]) - known
-        assert not unknown, f'{rule.get("record") or rule.get("alert")} uses unknown metrics {unknown}'
+        assert not unknown, f"{rule.get('record') or rule.get('alert')} uses unknown metrics {unknown}"
 
 
 def test_unit_tests_cover_every_rule() -> None:
@@ -227,13 +249,13 @@ def test_unit_tests_cover_every_rule() -> None:
             for alert in expected:
                 firing.setdefault(case["alertname"], set()).add(alert["exp_labels"]["severity"])
                 assert set(alert.get("exp_annotations", {})) == {"summary", "description", "runbook_url"}, (
-                    f'{case["alertname"]} at {case["eval_time"]}: annotations must be asserted in full'
+                    f"{case['alertname']} at {case['eval_time']}: annotations must be asserted in full"
                 )
         promql += "\n".join(case["expr"] for case in group.get("promql_expr_test", []))
     assert firing == EXPECTED_ALERTS
     assert silent == set(EXPECTED_ALERTS), f"no negative case for {set(EXPECTED_ALERTS) - silent}"
     for rule in records():
-        assert rule["record"] in promql, f'{rule["record"]} is not checked by a promql_expr_test'
+        assert rule["record"] in promql, f"{rule['record']} is not checked by a promql_expr_test"
 
 
 def test_monitoring_doc_lists_everything() -> None:
@@ -243,6 +265,7 @@ def test_monitoring_doc_lists_everything() -> None:
 
 
 # ---------------------------------------------------------------- dashboard
+
 
 def test_dashboard_identity_and_variables() -> None:
     dash = dashboard()
@@ -267,9 +290,18 @@ def test_dashboard_has_the_required_panels() -> None:
     for metric in sorted(EXPOSED - {f"{h}_{s}" for h in HISTOGRAMS for s in ("sum", "count")}):
         assert metric in exprs, f"no panel shows {metric}"
     titles = {p["title"] for p in all_panels(dashboard()["panels"])}
-    for title in ("Export duration p95 / p50", "Success ratio", "Exports by result", "Running vs limit",
-                  "Queue depth", "Queue wait p95", "Rows per second", "Bytes per second",
-                  "Failures by reason", "Worker peak memory p95"):
+    for title in (
+        "Export duration p95 / p50",
+        "Success ratio",
+        "Exports by result",
+        "Running vs limit",
+        "Queue depth",
+        "Queue wait p95",
+        "Rows per second",
+        "Bytes per second",
+        "Failures by reason",
+        "Worker peak memory p95",
+    ):
         assert title in titles
 
 
@@ -278,7 +310,7 @@ def test_every_panel_and_target_uses_the_datasource_variable() -> None:
         if panel["type"] == "row":
             continue
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
-        assert panel["targets"], f'{panel["title"]} has no query'
+        assert panel["targets"], f"{panel['title']} has no query"
         for target in panel["targets"]:
             assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
 
@@ -287,7 +319,9 @@ def test_every_selector_filters_by_namespace() -> None:
     for panel, target in dashboard_targets():
         expr = target["expr"]
         selectors = re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", expr)
-        assert {s[0] for s in selectors} == metric_names(expr), f'{panel["title"]}: a metric is selected without a label filter'
+        assert {s[0] for s in selectors} == metric_names(expr), (
+            f"{panel['title']}: a metric is selected without a label filter"
+        )
         for metric, matchers in selectors:
             assert 'namespace=~"$namespace"' in matchers, f'{panel["title"]}: {metric} lacks namespace=~"$namespace"'
 
@@ -295,4 +329,4 @@ def test_every_selector_filters_by_namespace() -> None:
 def test_dashboard_references_only_known_metrics() -> None:
     for panel, target in dashboard_targets():
         unknown = metric_names(target["expr"]) - (EXPOSED | {r["record"] for r in records()})
-        assert not unknown, f'{panel["title"]} uses unknown metrics {unknown}'
+        assert not unknown, f"{panel['title']} uses unknown metrics {unknown}"

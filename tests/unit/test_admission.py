@@ -64,7 +64,10 @@ def test_never_over_admits_whatever_the_queue():
     for _ in range(200):
         limits = Limits(total=rng.randint(1, 6), per_namespace=rng.randint(1, 6))
         running = {ns: rng.randint(0, 3) for ns in "abc"}
-        queue = [waiting(rng.choice("abc"), f"e{i}", rng.randint(-1, 1), rng.randint(0, 59)) for i in range(rng.randint(0, 15))]
+        queue = [
+            waiting(rng.choice("abc"), f"e{i}", rng.randint(-1, 1), rng.randint(0, 59))
+            for i in range(rng.randint(0, 15))
+        ]
         plan = plan_admission(queue, running, limits)
         total_before = sum(running.values())
         assert len(plan.admit) <= max(0, limits.total - total_before)

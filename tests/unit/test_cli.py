@@ -46,7 +46,7 @@ def test_run_writes_the_file_and_prints_the_result_last(tmp_path, capsys):
         (("path: reports/people.csv", "path: /etc/people.csv"), "spec.output.path: "),
         (("path: reports/people.csv", "path: ../people.csv"), "spec.output.path: "),
         (("format: csv", "format: xlsx"), "spec.format: "),
-        (("      rows: [[1, \"Ann\"], [2, \"Bob\"]]", "      rows: [[1]]"), "spec.source.inline"),
+        (('      rows: [[1, "Ann"], [2, "Bob"]]', "      rows: [[1]]"), "spec.source.inline"),
         (("kind: ExportJob", "kind: Job"), "kind: "),
         (("  output: {path: reports/people.csv}", "  output: {path: x.csv, colour: red}"), "spec.output.colour"),
     ],

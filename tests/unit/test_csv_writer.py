@@ -77,13 +77,21 @@ def test_empty_result_with_and_without_header():
 
 def test_booleans_numbers_and_other_types():
     row = (
-        True, False, 0, -5, 1.5, Decimal("-12.30"), datetime.datetime(2024, 1, 2, 3, 4, 5),
-        datetime.date(2024, 1, 2), uuid.UUID("12345678-1234-5678-1234-567812345678"),
-        {"k": [1, "é"]}, b"\x00\xff",
+        True,
+        False,
+        0,
+        -5,
+        1.5,
+        Decimal("-12.30"),
+        datetime.datetime(2024, 1, 2, 3, 4, 5),
+        datetime.date(2024, 1, 2),
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        {"k": [1, "é"]},
+        b"\x00\xff",
     )
     line = write(["c"] * len(row), [[row]], header=False).decode()
     assert line == (
-        'true,false,0,-5,1.5,-12.30,2024-01-02T03:04:05,2024-01-02,12345678-1234-5678-1234-567812345678,'
+        "true,false,0,-5,1.5,-12.30,2024-01-02T03:04:05,2024-01-02,12345678-1234-5678-1234-567812345678,"
         '"{""k"":[1,""é""]}",\\x00ff\r\n'
     )
 
@@ -156,15 +164,20 @@ def test_trigger_after_an_embedded_nul_is_not_confused_with_a_cell_start():
 
 def test_round_trip_of_mixed_rows_in_many_batches():
     rows = [
-        (i, f"name {i}", None if i % 7 == 0 else f'quote " comma , newline \n {i}', i % 2 == 0, f"=f{i}" if i % 5 == 0 else "t")
+        (
+            i,
+            f"name {i}",
+            None if i % 7 == 0 else f'quote " comma , newline \n {i}',
+            i % 2 == 0,
+            f"=f{i}" if i % 5 == 0 else "t",
+        )
         for i in range(5000)
     ]
     batches = [rows[i : i + 333] for i in range(0, len(rows), 333)]
     parsed = parse(write(["id", "name", "text", "flag", "maybe"], batches))
     assert parsed[0] == ["id", "name", "text", "flag", "maybe"]
     expected = [
-        [str(i), n, as_text(t), "true" if f else "false", "'" + m if m.startswith("=") else m]
-        for i, n, t, f, m in rows
+        [str(i), n, as_text(t), "true" if f else "false", "'" + m if m.startswith("=") else m] for i, n, t, f, m in rows
     ]
     assert parsed[1:] == expected
 

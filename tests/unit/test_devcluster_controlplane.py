@@ -14,8 +14,13 @@ PORTS = Ports(etcd_client=1, etcd_peer=2, apiserver=3, controller_manager=4)
 
 
 def test_controllers():
-    for needed in ("job-controller", "garbage-collector-controller", "ttl-after-finished-controller",
-                   "namespace-controller", "serviceaccount-controller"):
+    for needed in (
+        "job-controller",
+        "garbage-collector-controller",
+        "ttl-after-finished-controller",
+        "namespace-controller",
+        "serviceaccount-controller",
+    ):
         assert needed in CONTROLLERS
     assert not any("nodelifecycle" in c or "node-lifecycle" in c for c in CONTROLLERS)
 
@@ -23,9 +28,15 @@ def test_controllers():
 def test_flags(tmp_path):
     pki = ensure_pki(tmp_path / "pki")
     api = apiserver_argv(Path("kube-apiserver"), pki=pki, ports=PORTS, cert_dir=tmp_path)
-    for flag in ("--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=3",
-                 "--authorization-mode=RBAC", "--etcd-servers=http://127.0.0.1:1",
-                 f"--service-account-signing-key-file={pki.sa_key}", f"--client-ca-file={pki.ca_cert}"):
+    for flag in (
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        "--secure-port=3",
+        "--authorization-mode=RBAC",
+        "--etcd-servers=http://127.0.0.1:1",
+        f"--service-account-signing-key-file={pki.sa_key}",
+        f"--client-ca-file={pki.ca_cert}",
+    ):
         assert flag in api
     kcm = controller_manager_argv(Path("kcm"), kubeconfig=tmp_path / "k", pki=pki, ports=PORTS, cert_dir=tmp_path)
     assert "--leader-elect=false" in kcm
@@ -48,8 +59,14 @@ def test_pki_is_complete_and_reused(tmp_path):
 
 def test_kubeconfig_loads_in_pykube(tmp_path):
     pki = ensure_pki(tmp_path / "pki")
-    path = write_kubeconfig(tmp_path / "kubeconfig", server="https://127.0.0.1:3", ca_cert=pki.ca_cert,
-                            client_cert=pki.client_cert("admin"), client_key=pki.client_key("admin"), user="admin")
+    path = write_kubeconfig(
+        tmp_path / "kubeconfig",
+        server="https://127.0.0.1:3",
+        ca_cert=pki.ca_cert,
+        client_cert=pki.client_cert("admin"),
+        client_key=pki.client_key("admin"),
+        user="admin",
+    )
     cfg = pykube.KubeConfig.from_file(str(path))
     assert cfg.cluster["server"] == "https://127.0.0.1:3"
     assert oct(path.stat().st_mode & 0o777) == "0o600"

@@ -20,17 +20,20 @@ def test_exit_code_of_signal_deaths(returncode, exit_code):
     assert exit_code_of(returncode) == exit_code
 
 
-@pytest.mark.parametrize(("policy", "containers", "phase"), [
-    ("Never", [run()], "Pending"),
-    ("Never", [run(state="running")], "Running"),
-    ("Never", [run(state="terminated", code=0)], "Succeeded"),
-    ("Never", [run(state="terminated", code=1)], "Failed"),
-    ("Never", [run(state="terminated", code=0), run("b", state="running")], "Running"),
-    ("Never", [run(state="terminated", code=0), run("b", state="terminated", code=2)], "Failed"),
-    ("OnFailure", [run(state="terminated", code=1)], "Running"),
-    ("OnFailure", [run(state="terminated", code=0)], "Succeeded"),
-    ("OnFailure", [run(restarts=1)], "Running"),
-])
+@pytest.mark.parametrize(
+    ("policy", "containers", "phase"),
+    [
+        ("Never", [run()], "Pending"),
+        ("Never", [run(state="running")], "Running"),
+        ("Never", [run(state="terminated", code=0)], "Succeeded"),
+        ("Never", [run(state="terminated", code=1)], "Failed"),
+        ("Never", [run(state="terminated", code=0), run("b", state="running")], "Running"),
+        ("Never", [run(state="terminated", code=0), run("b", state="terminated", code=2)], "Failed"),
+        ("OnFailure", [run(state="terminated", code=1)], "Running"),
+        ("OnFailure", [run(state="terminated", code=0)], "Succeeded"),
+        ("OnFailure", [run(restarts=1)], "Running"),
+    ],
+)
 def test_pod_phase(policy, containers, phase):
     assert pod_phase(policy, [], containers) == phase
 
@@ -48,8 +51,12 @@ def conds(status):
 def test_running_pod_is_ready():
     st = build_status(restart_policy="Never", init=[], main=[run(state="running")], start_time="t0")
     assert st["phase"] == "Running"
-    assert conds(st) == {"PodReadyToStartContainers": ("True", None), "Initialized": ("True", None),
-                         "ContainersReady": ("True", None), "Ready": ("True", None)}
+    assert conds(st) == {
+        "PodReadyToStartContainers": ("True", None),
+        "Initialized": ("True", None),
+        "ContainersReady": ("True", None),
+        "Ready": ("True", None),
+    }
     cs = st["containerStatuses"][0]
     assert cs["ready"] is True and cs["started"] is True
     assert cs["state"]["running"]["startedAt"] and cs["state"]["waiting"] is None
@@ -75,15 +82,23 @@ def test_pending_pod_reports_waiting_reason():
     c.set_waiting("CreateContainerConfigError", 'secret "x" not found')
     st = build_status(restart_policy="Never", init=[], main=[c], start_time="t0")
     assert st["phase"] == "Pending"
-    assert st["containerStatuses"][0]["state"]["waiting"] == {"reason": "CreateContainerConfigError",
-                                                              "message": 'secret "x" not found'}
+    assert st["containerStatuses"][0]["state"]["waiting"] == {
+        "reason": "CreateContainerConfigError",
+        "message": 'secret "x" not found',
+    }
     assert conds(st)["Ready"] == ("False", "ContainersNotReady")
 
 
 def test_transition_times_are_kept_while_status_is_unchanged():
     first = build_status(restart_policy="Never", init=[], main=[run()], start_time="t0", timestamp="T1")
-    second = build_status(restart_policy="Never", init=[], main=[run(state="running")], start_time="t0",
-                          previous_conditions=first["conditions"], timestamp="T2")
+    second = build_status(
+        restart_policy="Never",
+        init=[],
+        main=[run(state="running")],
+        start_time="t0",
+        previous_conditions=first["conditions"],
+        timestamp="T2",
+    )
     times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
     assert times["Initialized"] == "T1"
     assert times["Ready"] == "T2"

@@ -25,5 +25,7 @@ def test_example(path: Path):
 
 
 def test_there_are_examples_of_every_source():
-    kinds = {parse_manifest(m).spec.source.kind for p in EXAMPLES if not p.name.startswith("invalid-") for m in exportjobs(p)}
+    kinds = {
+        parse_manifest(m).spec.source.kind for p in EXAMPLES if not p.name.startswith("invalid-") for m in exportjobs(p)
+    }
     assert kinds == {"synthetic", "inline", "postgres", "http"}

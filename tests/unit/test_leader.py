@@ -1,7 +1,7 @@
 """Leader election decisions and the elector's handling of races, expiry and release."""
 
 from exportjob.controller.errors import Conflict
-from exportjob.controller.leader import Lease, LeaderElector, next_lease
+from exportjob.controller.leader import LeaderElector, Lease, next_lease
 
 NOW = "2026-01-01T00:00:00.000000Z"
 
@@ -39,7 +39,9 @@ class FakeLeases:
         return (dict(self.spec), str(self.version)) if self.spec is not None else None
 
     def write_lease(self, namespace, name, spec, resource_version):
-        if (self.spec is None) != (resource_version is None) or (resource_version and int(resource_version) != self.version):
+        if (self.spec is None) != (resource_version is None) or (
+            resource_version and int(resource_version) != self.version
+        ):
             raise Conflict("stale")
         self.spec, self.version = dict(spec), self.version + 1
 

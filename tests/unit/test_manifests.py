@@ -27,14 +27,18 @@ def test_name_is_deterministic_short_and_valid():
     assert worker_job_name("orders", "u1") != worker_job_name("orders", "u2")
     long = worker_job_name("x" * 250, "u1")
     assert len(long) <= 63 and long.startswith("exportjob-x") and not long.endswith("-")
-    assert worker_job_name("Weird.Name_1", "u") .startswith("exportjob-weird-name-1-")
+    assert worker_job_name("Weird.Name_1", "u").startswith("exportjob-weird-name-1-")
 
 
 def test_owner_reference_makes_the_exportjob_the_controller():
     (owner,) = job()["metadata"]["ownerReferences"]
     assert owner == {
-        "apiVersion": "exportjob.io/v1alpha1", "kind": "ExportJob", "name": "orders",
-        "uid": "0a1b2c3d-uid", "controller": True, "blockOwnerDeletion": True,
+        "apiVersion": "exportjob.io/v1alpha1",
+        "kind": "ExportJob",
+        "name": "orders",
+        "uid": "0a1b2c3d-uid",
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
 
 
@@ -44,7 +48,9 @@ def test_spec_is_passed_to_the_worker_and_secrets_only_by_reference():
     env = {e["name"]: e for e in container["env"]}
     assert json.loads(env["EXPORTJOB_SPEC"]["value"])["source"]["postgres"]["query"] == "select 1"
     assert env["EXPORTJOB_POSTGRES_DSN"] == {
-        "name": "EXPORTJOB_POSTGRES_DSN", "valueFrom": {"secretKeyRef": {"name": "pg", "key": "dsn"}}}
+        "name": "EXPORTJOB_POSTGRES_DSN",
+        "valueFrom": {"secretKeyRef": {"name": "pg", "key": "dsn"}},
+    }
     assert container["command"] == ["exportjob-worker"]
     assert container["image"] == "registry.example/exportjob:1.2.3"
 
@@ -52,14 +58,21 @@ def test_spec_is_passed_to_the_worker_and_secrets_only_by_reference():
 def test_failure_policy_fails_fast_on_permanent_exit_code_only():
     job_spec = job()["spec"]
     rules = job_spec["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "In", "values": [PERMANENT_FAILURE]}}
+    assert rules[0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "worker", "operator": "In", "values": [PERMANENT_FAILURE]},
+    }
     assert rules[1]["action"] == "Ignore"
     assert job_spec["template"]["spec"]["restartPolicy"] == "Never"  # required by podFailurePolicy
 
 
 def test_job_limits_come_from_the_spec_or_the_operator_defaults():
     defaults = job()["spec"]
-    assert (defaults["backoffLimit"], defaults["activeDeadlineSeconds"], defaults["ttlSecondsAfterFinished"]) == (3, 3600, 86400)
+    assert (defaults["backoffLimit"], defaults["activeDeadlineSeconds"], defaults["ttlSecondsAfterFinished"]) == (
+        3,
+        3600,
+        86400,
+    )
     own = job(spec(backoffLimit=0, activeDeadlineSeconds=60, ttlSecondsAfterFinished=0))["spec"]
     assert (own["backoffLimit"], own["activeDeadlineSeconds"], own["ttlSecondsAfterFinished"]) == (0, 60, 0)
 
@@ -70,8 +83,11 @@ def test_restricted_security_context():
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert pod["automountServiceAccountToken"] is False
 

@@ -6,12 +6,34 @@ from exportjob.controller.outcome import observe_job, parse_result
 
 
 def job(condition=None, reason="", **status):
-    conditions = [{"type": condition, "status": "True", "reason": reason, "lastTransitionTime": "2026-01-01T00:01:00Z"}] if condition else []
-    return {"spec": {"activeDeadlineSeconds": 60}, "status": {"conditions": conditions, "startTime": "2026-01-01T00:00:00Z", **status}}
+    conditions = (
+        [{"type": condition, "status": "True", "reason": reason, "lastTransitionTime": "2026-01-01T00:01:00Z"}]
+        if condition
+        else []
+    )
+    return {
+        "spec": {"activeDeadlineSeconds": 60},
+        "status": {"conditions": conditions, "startTime": "2026-01-01T00:00:00Z", **status},
+    }
 
 
 def pod(exit_code, message="", finished="2026-01-01T00:00:59Z"):
-    return {"status": {"containerStatuses": [{"state": {"terminated": {"exitCode": exit_code, "message": message, "finishedAt": finished, "reason": "Error" if exit_code else "Completed"}}}]}}
+    return {
+        "status": {
+            "containerStatuses": [
+                {
+                    "state": {
+                        "terminated": {
+                            "exitCode": exit_code,
+                            "message": message,
+                            "finishedAt": finished,
+                            "reason": "Error" if exit_code else "Completed",
+                        }
+                    }
+                }
+            ]
+        }
+    }
 
 
 OK = {"ok": True, "rows": 10, "bytes": 100, "sha256": "ab" * 32, "path": "a.csv", "durationSeconds": 1.5}
@@ -24,7 +46,11 @@ def test_running():
 
 def test_complete_with_result():
     outcome = observe_job(job("Complete", succeeded=1, completionTime="2026-01-01T00:01:00Z"), [pod(0, json.dumps(OK))])
-    assert outcome.state == "Succeeded" and outcome.result["rows"] == 10 and outcome.completion_time == "2026-01-01T00:01:00Z"
+    assert (
+        outcome.state == "Succeeded"
+        and outcome.result["rows"] == 10
+        and outcome.completion_time == "2026-01-01T00:01:00Z"
+    )
 
 
 def test_complete_without_result_is_a_crash():
@@ -40,7 +66,9 @@ def test_permanent_failure_takes_the_workers_reason():
 
 
 def test_retries_exhausted_report_the_last_attempts_reason():
-    first = pod(75, json.dumps({"ok": False, "reason": "SourceUnreachable", "message": "refused"}), "2026-01-01T00:00:10Z")
+    first = pod(
+        75, json.dumps({"ok": False, "reason": "SourceUnreachable", "message": "refused"}), "2026-01-01T00:00:10Z"
+    )
     last = pod(75, json.dumps({"ok": False, "reason": "SourceTimeout", "message": "timed out"}), "2026-01-01T00:00:50Z")
     outcome = observe_job(job("Failed", "BackoffLimitExceeded", failed=2), [last, first])
     assert (outcome.reason, outcome.attempts) == ("SourceTimeout", 2)

@@ -32,7 +32,10 @@ def test_writes_atomically_with_size_and_sha256(tmp_path):
     assert manifest == "reports/2024/orders.csv.manifest.json"
     assert json.loads((tmp_path / manifest).read_text()) == {"rows": 1}
     assert files(tmp_path) == [
-        "reports", "reports/2024", "reports/2024/orders.csv", "reports/2024/orders.csv.manifest.json",
+        "reports",
+        "reports/2024",
+        "reports/2024/orders.csv",
+        "reports/2024/orders.csv.manifest.json",
     ]
 
 
@@ -45,10 +48,9 @@ def test_replaces_an_existing_file(tmp_path):
 
 
 def test_exception_removes_the_partial_file(tmp_path):
-    with pytest.raises(RuntimeError):
-        with AtomicOutput(str(tmp_path), "d/x.csv") as output:
-            output.sink.write(b"partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), AtomicOutput(str(tmp_path), "d/x.csv") as output:
+        output.sink.write(b"partial")
+        raise RuntimeError("boom")
     assert files(tmp_path) == ["d"]
 
 
@@ -60,9 +62,8 @@ def test_leaving_without_commit_publishes_nothing(tmp_path):
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../x.csv", "a/../../x.csv", "a/", "", "a\\b"])
 def test_lexically_unsafe_paths_are_refused(tmp_path, path):
-    with pytest.raises(ExportFailure) as caught:
-        with AtomicOutput(str(tmp_path / "root"), path):
-            pass
+    with pytest.raises(ExportFailure) as caught, AtomicOutput(str(tmp_path / "root"), path):
+        pass
     assert caught.value.reason == Reason.OUTPUT_PATH_INVALID and not caught.value.retryable
 
 
@@ -71,9 +72,8 @@ def test_symlinked_parent_escaping_the_root_is_refused_and_nothing_is_created_ou
     root.mkdir()
     outside.mkdir()
     (root / "link").symlink_to(outside)
-    with pytest.raises(ExportFailure) as caught:
-        with AtomicOutput(str(root), "link/sub/x.csv"):
-            pass
+    with pytest.raises(ExportFailure) as caught, AtomicOutput(str(root), "link/sub/x.csv"):
+        pass
     assert caught.value.reason == Reason.OUTPUT_PATH_INVALID
     assert "outside the output volume" in caught.value.message
     assert list(outside.iterdir()) == []
@@ -83,9 +83,8 @@ def test_symlinked_parent_escaping_through_dotdot_target_is_refused(tmp_path):
     root = tmp_path / "root"
     (root / "a").mkdir(parents=True)
     (root / "a" / "up").symlink_to("../..")
-    with pytest.raises(ExportFailure, match="outside the output volume"):
-        with AtomicOutput(str(root), "a/up/x.csv"):
-            pass
+    with pytest.raises(ExportFailure, match="outside the output volume"), AtomicOutput(str(root), "a/up/x.csv"):
+        pass
 
 
 def test_symlinked_parent_inside_the_root_is_followed(tmp_path):
@@ -104,28 +103,24 @@ def test_symlink_as_final_name_is_refused(tmp_path):
     target = tmp_path / "target.csv"
     target.write_text("keep")
     (root / "x.csv").symlink_to(target)
-    with pytest.raises(ExportFailure, match="existing symlink"):
-        with AtomicOutput(str(root), "x.csv"):
-            pass
+    with pytest.raises(ExportFailure, match="existing symlink"), AtomicOutput(str(root), "x.csv"):
+        pass
     assert target.read_text() == "keep"
 
 
 def test_directory_as_final_name_or_file_as_parent_is_refused(tmp_path):
     (tmp_path / "dir.csv").mkdir()
-    with pytest.raises(ExportFailure, match="existing directory"):
-        with AtomicOutput(str(tmp_path), "dir.csv"):
-            pass
+    with pytest.raises(ExportFailure, match="existing directory"), AtomicOutput(str(tmp_path), "dir.csv"):
+        pass
     (tmp_path / "file").write_text("")
-    with pytest.raises(ExportFailure) as caught:
-        with AtomicOutput(str(tmp_path), "file/x.csv"):
-            pass
+    with pytest.raises(ExportFailure) as caught, AtomicOutput(str(tmp_path), "file/x.csv"):
+        pass
     assert caught.value.reason == Reason.OUTPUT_PATH_INVALID
 
 
 def test_very_long_file_name_is_a_clear_failure(tmp_path):
-    with pytest.raises(ExportFailure) as caught:
-        with AtomicOutput(str(tmp_path), "x" * 300 + ".csv"):
-            pass
+    with pytest.raises(ExportFailure) as caught, AtomicOutput(str(tmp_path), "x" * 300 + ".csv"):
+        pass
     assert caught.value.reason == Reason.OUTPUT_PATH_INVALID
 
 
@@ -147,15 +142,18 @@ class FullFile:
 
 @pytest.mark.parametrize(
     "code, reason, retryable",
-    [(errno.ENOSPC, Reason.DISK_FULL, True), (errno.EDQUOT, Reason.DISK_FULL, True),
-     (errno.EIO, Reason.WRITE_FAILED, True), (errno.EROFS, Reason.WRITE_FAILED, False)],
+    [
+        (errno.ENOSPC, Reason.DISK_FULL, True),
+        (errno.EDQUOT, Reason.DISK_FULL, True),
+        (errno.EIO, Reason.WRITE_FAILED, True),
+        (errno.EROFS, Reason.WRITE_FAILED, False),
+    ],
 )
 def test_write_errors_become_failures_and_remove_the_partial_file(tmp_path, code, reason, retryable):
-    with pytest.raises(ExportFailure) as caught:
-        with AtomicOutput(str(tmp_path), "x.csv") as output:
-            output.sink._file = FullFile(output.sink._file, room=5, code=code)
-            output.sink.write(b"12345")
-            output.sink.write(b"6789")
+    with pytest.raises(ExportFailure) as caught, AtomicOutput(str(tmp_path), "x.csv") as output:
+        output.sink._file = FullFile(output.sink._file, room=5, code=code)
+        output.sink.write(b"12345")
+        output.sink.write(b"6789")
     failure = caught.value
     assert (failure.reason, failure.retryable) == (reason, retryable)
     assert "x.csv after 5 bytes" in failure.message and "partial file was removed" in failure.message

@@ -43,23 +43,27 @@ def poppler() -> None:
 
 
 def make_rows(n: int, start: int = 0) -> list[list[object]]:
-    base = dt.datetime(2024, 3, 1, 8, 30, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2024, 3, 1, 8, 30, tzinfo=dt.UTC)
     rows: list[list[object]] = []
     for i in range(start, start + n):
-        rows.append([
-            i,
-            str(uuid.UUID(int=(i * 2654435761) % (1 << 128) + (i << 64))),
-            f"Customer {i}",
-            f"customer{i}@example.com",
-            round(i * 1.37 - 100, 2),
-            base + dt.timedelta(minutes=7 * i),
-            i % 3 == 0,
-            None if i % 10 == 0 else CATEGORIES[i % 5],
-        ])
+        rows.append(
+            [
+                i,
+                str(uuid.UUID(int=(i * 2654435761) % (1 << 128) + (i << 64))),
+                f"Customer {i}",
+                f"customer{i}@example.com",
+                round(i * 1.37 - 100, 2),
+                base + dt.timedelta(minutes=7 * i),
+                i % 3 == 0,
+                None if i % 10 == 0 else CATEGORIES[i % 5],
+            ]
+        )
     return rows
 
 
-def write_pdf(path: Path, columns, rows, options: PdfOptions | None = None, *, batch: int = 100, **kwargs) -> PdfTableWriter:
+def write_pdf(
+    path: Path, columns, rows, options: PdfOptions | None = None, *, batch: int = 100, **kwargs
+) -> PdfTableWriter:
     with path.open("wb") as f:
         writer = PdfTableWriter(f, columns, options or PdfOptions(), **kwargs)
         for i in range(0, len(rows), batch):
@@ -185,7 +189,7 @@ def test_long_cells_are_truncated_with_an_ellipsis(poppler, tmp_path):
 
 
 def test_long_cells_after_the_sample_are_truncated_too(poppler, tmp_path):
-    rows = make_rows(50) + [[999, "f" * 36, "N" * 500, "e@x", 1.5, "2024", True, "Z" * 5000]]
+    rows = [*make_rows(50), [999, "f" * 36, "N" * 500, "e@x", 1.5, "2024", True, "Z" * 5000]]
     pdf = tmp_path / "late.pdf"
     write_pdf(pdf, COLUMNS, rows, sample_rows=10)
     line = next(line for line in pdftotext(pdf)[-1].splitlines() if "f" * 36 in line)
@@ -279,14 +283,16 @@ def test_more_columns_than_the_minimum_width_are_truncated_at_the_smallest_font(
 def test_columns_that_cannot_fit_legibly_are_refused():
     options = PdfOptions(page_size="A4", orientation="landscape")
     assert max_columns(options) == 65
-    assert max_columns(PdfOptions(page_size="A3")) > max_columns(options) > max_columns(PdfOptions(orientation="portrait"))
+    assert (
+        max_columns(PdfOptions(page_size="A3")) > max_columns(options) > max_columns(PdfOptions(orientation="portrait"))
+    )
     PdfTableWriter(io.BytesIO(), [f"c{i}" for i in range(65)], options)
     with pytest.raises(TooManyColumnsError, match=r"66 columns do not fit across a A4 landscape page \(at most 65"):
         PdfTableWriter(io.BytesIO(), [f"c{i}" for i in range(66)], options)
 
 
 def test_creation_date_and_determinism(poppler, tmp_path):
-    when = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
     a, b = tmp_path / "a.pdf", tmp_path / "b.pdf"
     write_pdf(a, COLUMNS, make_rows(250), PdfOptions(title="T"), batch=7, creation_date=when)
     write_pdf(b, COLUMNS, make_rows(250), PdfOptions(title="T"), batch=250, creation_date=when)
@@ -360,7 +366,9 @@ def test_numbers_are_right_aligned(poppler, tmp_path):
     proc = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, check=True, text=True)
     boxes = dict(
         (word, (float(x_min), float(x_max)))
-        for x_min, x_max, word in re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>', proc.stdout)
+        for x_min, x_max, word in re.findall(
+            r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>', proc.stdout
+        )
     )
     right_edges = [boxes[w][1] for w in ("amount", "7", "22222", "333.5")]
     assert max(right_edges) - min(right_edges) < 0.05, boxes

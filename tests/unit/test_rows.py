@@ -40,7 +40,7 @@ def test_single_column_projection_yields_tuples():
 def test_same_column_twice():
     projected = project(stream(), [Column(name="id"), Column(name="id", header="again")])
     assert projected.columns == ["id", "again"]
-    assert list(projected.rows())[0] == (1, 1)
+    assert next(iter(projected.rows())) == (1, 1)
 
 
 def test_identity_projection_is_detected_but_headers_still_apply():

@@ -11,7 +11,12 @@ def test_queued_then_requeued_keeps_transition_time_and_patches_only_the_positio
     first = transitions.queued(ExportJobStatus(), position=3, now=T0, generation=1)
     again = transitions.queued(first, position=2, now=T1, generation=1)
     (condition,) = again.conditions
-    assert (condition.type, condition.status, condition.reason, condition.last_transition_time) == ("Admitted", "False", "Queued", T0)
+    assert (condition.type, condition.status, condition.reason, condition.last_transition_time) == (
+        "Admitted",
+        "False",
+        "Queued",
+        T0,
+    )
     patch = transitions.status_patch(first.to_wire(), again.to_wire())
     assert set(patch) == {"queuePosition", "conditions"} and patch["queuePosition"] == 2
     assert transitions.status_patch(again.to_wire(), again.to_wire()) == {}
@@ -19,7 +24,9 @@ def test_queued_then_requeued_keeps_transition_time_and_patches_only_the_positio
 
 def test_admission_clears_the_queue_position_with_a_null_in_the_patch():
     queued = transitions.queued(ExportJobStatus(), position=1, now=T0, generation=1)
-    running = transitions.admitted(queued, job_name="exportjob-a-1", claim="exports", path="a.csv", now=T1, generation=1)
+    running = transitions.admitted(
+        queued, job_name="exportjob-a-1", claim="exports", path="a.csv", now=T1, generation=1
+    )
     assert running.phase == "Running" and running.admitted_at == T1 and running.queued_at == T0
     assert transitions.status_patch(queued.to_wire(), running.to_wire())["queuePosition"] is None
     assert running.condition("Admitted").last_transition_time == T1
@@ -27,11 +34,31 @@ def test_admission_clears_the_queue_position_with_a_null_in_the_patch():
 
 def test_success_records_the_result():
     running = transitions.admitted(ExportJobStatus(), job_name="j", claim="c", path="a.csv", now=T0, generation=1)
-    result = {"ok": True, "rows": 1200, "bytes": 3 * 1024 * 1024, "sha256": "f" * 64, "path": "a.csv",
-              "startedAt": T1, "finishedAt": T2, "durationSeconds": 55.0, "peakMemoryBytes": 40_000_000}
+    result = {
+        "ok": True,
+        "rows": 1200,
+        "bytes": 3 * 1024 * 1024,
+        "sha256": "f" * 64,
+        "path": "a.csv",
+        "startedAt": T1,
+        "finishedAt": T2,
+        "durationSeconds": 55.0,
+        "peakMemoryBytes": 40_000_000,
+    }
     done = transitions.finished(running, outcome=Outcome("Succeeded", result=result, attempts=1), now=T2, generation=1)
-    assert (done.phase, done.rows, done.bytes, done.size, done.sha256) == ("Succeeded", 1200, 3145728, "3.0 MiB", "f" * 64)
-    assert (done.start_time, done.completion_time, done.duration_seconds, done.worker_peak_memory_bytes) == (T1, T2, 55.0, 40_000_000)
+    assert (done.phase, done.rows, done.bytes, done.size, done.sha256) == (
+        "Succeeded",
+        1200,
+        3145728,
+        "3.0 MiB",
+        "f" * 64,
+    )
+    assert (done.start_time, done.completion_time, done.duration_seconds, done.worker_peak_memory_bytes) == (
+        T1,
+        T2,
+        55.0,
+        40_000_000,
+    )
     assert done.condition("Complete").status == "True" and done.is_terminal
 
 
@@ -40,12 +67,23 @@ def test_failure_records_reason_and_message():
     done = transitions.finished(ExportJobStatus(), outcome=outcome, now=T2, generation=2)
     failed = done.condition("Failed")
     assert (done.phase, done.reason, failed.reason, failed.message, failed.observed_generation) == (
-        "Failed", "DiskFull", "DiskFull", "no space left on the claim", 2)
+        "Failed",
+        "DiskFull",
+        "DiskFull",
+        "no space left on the claim",
+        2,
+    )
 
 
 def test_waiting_names_what_is_missing():
-    status = transitions.waiting(ExportJobStatus(), reason="ClaimNotFound", message='PersistentVolumeClaim "x" not found', now=T0, generation=1)
-    assert (status.phase, status.reason, status.condition("Admitted").reason) == ("Waiting", "ClaimNotFound", "ClaimNotFound")
+    status = transitions.waiting(
+        ExportJobStatus(), reason="ClaimNotFound", message='PersistentVolumeClaim "x" not found', now=T0, generation=1
+    )
+    assert (status.phase, status.reason, status.condition("Admitted").reason) == (
+        "Waiting",
+        "ClaimNotFound",
+        "ClaimNotFound",
+    )
 
 
 def test_human_size():

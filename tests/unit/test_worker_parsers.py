@@ -17,8 +17,9 @@ def chunked(data: bytes, size: int) -> list[bytes]:
 
 @pytest.mark.parametrize("size", [1, 2, 5, 64, 100_000])
 def test_json_array_parses_identically_whatever_the_chunking(size):
-    records = [{"id": i, "name": "ü€😀"[i % 3] * (i % 4), "ok": i % 2 == 0, "none": None, "f": -1.5e-3}
-               for i in range(300)]
+    records = [
+        {"id": i, "name": "ü€😀"[i % 3] * (i % 4), "ok": i % 2 == 0, "none": None, "f": -1.5e-3} for i in range(300)
+    ]
     data = b"\xef\xbb\xbf \n" + json.dumps(records, indent=1).encode()
     assert [value for value, _ in iter_json_array(chunked(data, size))] == records
 

@@ -7,18 +7,33 @@ import json
 
 from exportjob.worker.credentials import Credentials
 from exportjob.worker.errors import (
-    PERMANENT_FAILURE, RETRYABLE_FAILURE, SUCCESS, ExportFailure, Reason, permanent, redact, retryable,
+    PERMANENT_FAILURE,
+    RETRYABLE_FAILURE,
+    SUCCESS,
+    ExportFailure,
+    Reason,
+    permanent,
+    redact,
+    retryable,
 )
 from exportjob.worker.result import MAX_RESULT_BYTES, ExportResult, fit_json
 
-START = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+START = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
 END = START + datetime.timedelta(seconds=2.5)
 
 
 def test_success_result_fields():
     result = ExportResult(
-        ok=True, path="r/o.csv", format="csv", source="synthetic", started_at=START, finished_at=END,
-        rows=10, bytes=100, sha256="ab" * 32, manifest_path="r/o.csv.manifest.json",
+        ok=True,
+        path="r/o.csv",
+        format="csv",
+        source="synthetic",
+        started_at=START,
+        finished_at=END,
+        rows=10,
+        bytes=100,
+        sha256="ab" * 32,
+        manifest_path="r/o.csv.manifest.json",
     )
     data = json.loads(result.to_json())
     assert data["ok"] is True and data["rows"] == 10 and data["bytes"] == 100 and data["path"] == "r/o.csv"
@@ -34,8 +49,9 @@ def test_failure_result_and_exit_codes():
     assert data["ok"] is False and data["reason"] == "QueryFailed" and data["retryable"] is False
     assert data["message"] == "syntax error" and data["sha256"] is None
     assert result.exit_code == PERMANENT_FAILURE == 65
-    again = ExportResult.failed(retryable(Reason.SOURCE_TIMEOUT, "t"), path="x", format="csv", source="http",
-                                started_at=START)
+    again = ExportResult.failed(
+        retryable(Reason.SOURCE_TIMEOUT, "t"), path="x", format="csv", source="http", started_at=START
+    )
     assert again.exit_code == RETRYABLE_FAILURE == 75
     assert ExportFailure("X", "m", retryable=True).exit_code == 75
 
@@ -43,8 +59,11 @@ def test_failure_result_and_exit_codes():
 def test_result_json_never_exceeds_4_kib_even_with_huge_messages_and_paths():
     for message in ("m" * 10_000, "é" * 5_000, '"\\' * 3_000, "\x01" * 3_000):
         result = ExportResult.failed(
-            permanent(Reason.QUERY_FAILED, message), path="p/" * 500 + "x.csv", format="csv",
-            source="postgres", started_at=START,
+            permanent(Reason.QUERY_FAILED, message),
+            path="p/" * 500 + "x.csv",
+            format="csv",
+            source="postgres",
+            started_at=START,
         )
         text = result.to_json()
         assert len(text.encode()) <= MAX_RESULT_BYTES

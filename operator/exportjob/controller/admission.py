@@ -81,7 +81,9 @@ def _service_order(waiting: Iterable[Waiting], running: Counter[str], per_namesp
     return order
 
 
-def plan_admission(waiting: Iterable[Waiting], running_by_namespace: Mapping[str, int], limits: Limits) -> AdmissionPlan:
+def plan_admission(
+    waiting: Iterable[Waiting], running_by_namespace: Mapping[str, int], limits: Limits
+) -> AdmissionPlan:
     """Decide which exports start now; number the rest.
 
     `running_by_namespace` counts every unfinished worker Job, including those

@@ -39,7 +39,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Persistence and watch settings, one reason per line."""
     # Our own prefix: never mix state with other Kopf operators on the same objects.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     # Long watches that the server ends cleanly, a client timeout just above it: no silent stalls.
     settings.watching.server_timeout = 300

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
@@ -51,7 +51,7 @@ def _body(manifest: dict[str, Any]) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeApi:
@@ -66,12 +66,14 @@ class KubeApi:
     def list_exportjobs(self, label_selector: str) -> list[dict[str, Any]]:
         if not self.namespaces:
             response = self.custom.list_cluster_custom_object(
-                API_GROUP, API_VERSION, PLURAL, label_selector=label_selector, _preload_content=False)
+                API_GROUP, API_VERSION, PLURAL, label_selector=label_selector, _preload_content=False
+            )
             return _data(response)["items"]
         items: list[dict[str, Any]] = []
         for namespace in self.namespaces:
             response = self.custom.list_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, PLURAL, label_selector=label_selector, _preload_content=False)
+                API_GROUP, API_VERSION, namespace, PLURAL, label_selector=label_selector, _preload_content=False
+            )
             items += _data(response)["items"]
         return items
 
@@ -79,8 +81,14 @@ class KubeApi:
         """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched)."""
         try:
             self.custom.patch_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, PLURAL, name, {"metadata": {"labels": labels}},
-                _preload_content=False)
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"labels": labels}},
+                _preload_content=False,
+            )
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to label
                 raise
@@ -93,8 +101,11 @@ class KubeApi:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return _data(self.custom.patch_namespaced_custom_object_status(
-                API_GROUP, API_VERSION, namespace, PLURAL, name, body, _preload_content=False))
+            return _data(
+                self.custom.patch_namespaced_custom_object_status(
+                    API_GROUP, API_VERSION, namespace, PLURAL, name, body, _preload_content=False
+                )
+            )
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{namespace}/{name} changed meanwhile") from None
@@ -103,7 +114,9 @@ class KubeApi:
     # --- worker Jobs ------------------------------------------------------
     def list_jobs(self, label_selector: str) -> list[dict[str, Any]]:
         if not self.namespaces:
-            return _data(self.batch.list_job_for_all_namespaces(label_selector=label_selector, _preload_content=False))["items"]
+            return _data(self.batch.list_job_for_all_namespaces(label_selector=label_selector, _preload_content=False))[
+                "items"
+            ]
         items: list[dict[str, Any]] = []
         for namespace in self.namespaces:
             response = self.batch.list_namespaced_job(namespace, label_selector=label_selector, _preload_content=False)
@@ -118,7 +131,9 @@ class KubeApi:
         except ApiException as error:
             if error.status != 409:
                 raise
-        existing = _data(self.batch.read_namespaced_job(manifest["metadata"]["name"], namespace, _preload_content=False))
+        existing = _data(
+            self.batch.read_namespaced_job(manifest["metadata"]["name"], namespace, _preload_content=False)
+        )
         wanted = manifest["metadata"]["ownerReferences"][0]["uid"]
         owners = [ref.get("uid") for ref in existing["metadata"].get("ownerReferences") or []]
         if wanted not in owners:
@@ -183,8 +198,12 @@ class KubeApi:
 
     def write_lease(self, namespace: str, name: str, spec: dict[str, Any], resource_version: str | None) -> None:
         """Create the Lease, or replace it if still at `resource_version`; Conflict if someone else wrote first."""
-        body: dict[str, Any] = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        body: dict[str, Any] = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
         try:
             if resource_version is None:
                 self.coordination.create_namespaced_lease(namespace, _body(body), _preload_content=False)
@@ -204,12 +223,22 @@ class KubeApi:
         body = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": "ExportJob", "name": meta["name"],
-                "namespace": meta["namespace"], "uid": meta["uid"], "resourceVersion": meta.get("resourceVersion"),
+                "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                "kind": "ExportJob",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
             },
-            "type": event_type, "reason": reason, "message": message[:1024],
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": COMPONENT,
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
         }
         try:
             self.core.create_namespaced_event(meta["namespace"], _body(body), _preload_content=False)

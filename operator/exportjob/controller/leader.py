@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from exportjob.controller.errors import Conflict
@@ -70,7 +70,9 @@ def next_lease(current: Lease | None, me: str, now: str, duration: int, unchange
         return replace(current, duration_seconds=duration, renew_time=now)
     if current.holder and unchanged_for < current.duration_seconds:
         return None
-    return Lease(holder=me, duration_seconds=duration, transitions=current.transitions + 1, acquire_time=now, renew_time=now)
+    return Lease(
+        holder=me, duration_seconds=duration, transitions=current.transitions + 1, acquire_time=now, renew_time=now
+    )
 
 
 class LeaseApi(Protocol):
@@ -82,7 +84,12 @@ class LeaderElector:
     """Acquires and renews the Lease; `lead()` says whether this replica may reconcile now."""
 
     def __init__(
-        self, api: LeaseApi, namespace: str, name: str, identity: str, duration_seconds: int,
+        self,
+        api: LeaseApi,
+        namespace: str,
+        name: str,
+        identity: str,
+        duration_seconds: int,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api, self.namespace, self.name, self.identity = api, namespace, name, identity
@@ -99,7 +106,7 @@ class LeaderElector:
         fingerprint = (current.holder, current.renew_time) if current else None
         if fingerprint != self._seen:
             self._seen, self._seen_at = fingerprint, self.monotonic()
-        now = datetime.now(timezone.utc).strftime(MICROTIME)
+        now = datetime.now(UTC).strftime(MICROTIME)
         wanted = next_lease(current, self.identity, now, self.duration, self.monotonic() - self._seen_at)
         was_leading = self.leading
         if wanted is None:
@@ -111,8 +118,10 @@ class LeaderElector:
             except Conflict:
                 self.leading = False
         if self.leading != was_leading:
-            log.info("leadership changed", extra={"leading": self.leading, "identity": self.identity,
-                                                  "lease": f"{self.namespace}/{self.name}"})
+            log.info(
+                "leadership changed",
+                extra={"leading": self.leading, "identity": self.identity, "lease": f"{self.namespace}/{self.name}"},
+            )
         return self.leading
 
     def release(self) -> None:

@@ -86,7 +86,9 @@ def build_worker_job(
     """The worker Job manifest for ExportJob `namespace/name` (uid `uid`)."""
     claim = claim_name(spec, settings)
     if claim is None:
-        raise ValueError("no output claim: the ExportJob sets no output.claimName and the operator has no default claim")
+        raise ValueError(
+            "no output claim: the ExportJob sets no output.claimName and the operator has no default claim"
+        )
     labels = {
         "app.kubernetes.io/name": "exportjob-worker",
         "app.kubernetes.io/instance": _label_value(name),

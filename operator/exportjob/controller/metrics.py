@@ -26,26 +26,43 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.exports = Counter("exportjob_exports", "Exports finished, by format and result.", ["format", "result"], registry=r)
-        self.failures = Counter("exportjob_failures", "Failed exports, by format and reason.", ["format", "reason"], registry=r)
+        self.exports = Counter(
+            "exportjob_exports", "Exports finished, by format and result.", ["format", "result"], registry=r
+        )
+        self.failures = Counter(
+            "exportjob_failures", "Failed exports, by format and reason.", ["format", "reason"], registry=r
+        )
         self.duration = Histogram(
-            "exportjob_export_duration_seconds", "Worker wall time of finished exports.", ["format"],
-            buckets=DURATION_BUCKETS, registry=r,
+            "exportjob_export_duration_seconds",
+            "Worker wall time of finished exports.",
+            ["format"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
         )
         self.queue_wait = Histogram(
-            "exportjob_queue_wait_seconds", "Time from creation to admission.", ["format"],
-            buckets=QUEUE_WAIT_BUCKETS, registry=r,
+            "exportjob_queue_wait_seconds",
+            "Time from creation to admission.",
+            ["format"],
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=r,
         )
-        self.output_bytes = Counter("exportjob_output_bytes", "Bytes written by successful exports.", ["format"], registry=r)
+        self.output_bytes = Counter(
+            "exportjob_output_bytes", "Bytes written by successful exports.", ["format"], registry=r
+        )
         self.rows = Counter("exportjob_rows", "Rows written by successful exports.", ["format"], registry=r)
         self.peak_memory = Histogram(
-            "exportjob_worker_peak_memory_bytes", "Peak resident memory of the worker, per finished export.", ["format"],
-            buckets=MEMORY_BUCKETS, registry=r,
+            "exportjob_worker_peak_memory_bytes",
+            "Peak resident memory of the worker, per finished export.",
+            ["format"],
+            buckets=MEMORY_BUCKETS,
+            registry=r,
         )
         self.running = Gauge("exportjob_running", "Exports running now (unfinished worker Jobs).", registry=r)
         self.queue_depth = Gauge("exportjob_queue_depth", "Exports waiting for a slot.", registry=r)
         self.max_concurrent = Gauge("exportjob_max_concurrent", "Cluster-wide limit of running exports.", registry=r)
-        self.leader = Gauge("exportjob_leader", "1 while this replica holds the leader Lease and reconciles.", registry=r)
+        self.leader = Gauge(
+            "exportjob_leader", "1 while this replica holds the leader Lease and reconciles.", registry=r
+        )
         for fmt in FORMATS:  # initialise labelled series so rate() sees them from the first scrape
             for result in RESULTS:
                 self.exports.labels(fmt, result)
@@ -56,8 +73,15 @@ class Metrics:
         self.queue_wait.labels(fmt).observe(max(queue_wait_seconds, 0.0))
 
     def record_finished(
-        self, fmt: str, *, succeeded: bool, reason: str | None, rows: int | None, size: int | None,
-        duration_seconds: float | None, peak_memory_bytes: int | None,
+        self,
+        fmt: str,
+        *,
+        succeeded: bool,
+        reason: str | None,
+        rows: int | None,
+        size: int | None,
+        duration_seconds: float | None,
+        peak_memory_bytes: int | None,
     ) -> None:
         self.exports.labels(fmt, "succeeded" if succeeded else "failed").inc()
         if succeeded:

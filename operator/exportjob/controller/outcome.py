@@ -89,8 +89,11 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
         if result.get("ok") is True:
             return Outcome("Succeeded", result=result, completion_time=completion, **common)
         return Outcome(
-            "Failed", reason="WorkerCrashed", completion_time=completion,
-            message="the worker Job completed but its Pod reported no result", **common,
+            "Failed",
+            reason="WorkerCrashed",
+            completion_time=completion,
+            message="the worker Job completed but its Pod reported no result",
+            **common,
         )
 
     failed = _condition(job, "Failed")
@@ -100,22 +103,37 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
         if job_reason == "DeadlineExceeded":
             limit = (job.get("spec") or {}).get("activeDeadlineSeconds")
             return Outcome(
-                "Failed", reason="DeadlineExceeded", completion_time=completion, result=result,
-                message=f"the export did not finish within activeDeadlineSeconds={limit}; raise it or export less", **common,
+                "Failed",
+                reason="DeadlineExceeded",
+                completion_time=completion,
+                result=result,
+                message=f"the export did not finish within activeDeadlineSeconds={limit}; raise it or export less",
+                **common,
             )
         if result.get("ok") is False and result.get("reason"):
             return Outcome(
-                "Failed", reason=str(result["reason"]), message=str(result.get("message") or ""),
-                completion_time=completion, result=result, **common,
+                "Failed",
+                reason=str(result["reason"]),
+                message=str(result.get("message") or ""),
+                completion_time=completion,
+                result=result,
+                **common,
             )
         if job_reason == "BackoffLimitExceeded":
             return Outcome(
-                "Failed", reason="WorkerCrashed", completion_time=completion, result=result,
-                message=f"retries exhausted after {attempts} attempts: {_crash_message(terminated)}", **common,
+                "Failed",
+                reason="WorkerCrashed",
+                completion_time=completion,
+                result=result,
+                message=f"retries exhausted after {attempts} attempts: {_crash_message(terminated)}",
+                **common,
             )
         return Outcome(
-            "Failed", reason="WorkerCrashed", completion_time=completion, result=result,
-            message=f"{job_reason or 'the Job failed'}: {_crash_message(terminated)}", **common,
+            "Failed",
+            reason="WorkerCrashed",
+            completion_time=completion,
+            result=result,
+            message=f"{job_reason or 'the Job failed'}: {_crash_message(terminated)}",
+            **common,
         )
     return Outcome("Running", **common)
-

@@ -27,7 +27,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from exportjob.controller import transitions
@@ -61,15 +61,15 @@ Clock = Callable[[], datetime]
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _ids(ej: dict[str, Any]) -> dict[str, str]:
@@ -78,7 +78,11 @@ def _ids(ej: dict[str, Any]) -> dict[str, str]:
 
 class Reconciler:
     def __init__(
-        self, api: KubeApi, settings: OperatorSettings, metrics: Metrics, clock: Clock = _utcnow,
+        self,
+        api: KubeApi,
+        settings: OperatorSettings,
+        metrics: Metrics,
+        clock: Clock = _utcnow,
         leader: LeaderElector | None = None,
     ) -> None:
         self.api = api
@@ -151,7 +155,9 @@ class Reconciler:
             if job_finished(job):
                 continue
             running[job["metadata"]["namespace"]] += 1
-            if job["metadata"]["labels"].get(LABEL_EXPORT_UID) not in live and not job["metadata"].get("deletionTimestamp"):
+            if job["metadata"]["labels"].get(LABEL_EXPORT_UID) not in live and not job["metadata"].get(
+                "deletionTimestamp"
+            ):
                 log.info("deleting orphaned worker Job", extra={"job": job["metadata"]["name"]})
                 self.api.delete_job(job["metadata"]["namespace"], job["metadata"]["name"])
 
@@ -168,8 +174,11 @@ class Reconciler:
                 continue
             meta = ej["metadata"]
             queued[(meta["namespace"], meta["name"])] = entry
-            waiting.append(Waiting(meta["namespace"], meta["name"], entry[1].priority,
-                                   meta.get("creationTimestamp", ""), meta["uid"]))
+            waiting.append(
+                Waiting(
+                    meta["namespace"], meta["name"], entry[1].priority, meta.get("creationTimestamp", ""), meta["uid"]
+                )
+            )
 
         # 3. Admission, in one place.
         plan = plan_admission(waiting, running, self.limits)
@@ -183,8 +192,13 @@ class Reconciler:
         for key, position in plan.positions.items():
             ej, _spec, status = queued[key]
             try:
-                self._write(ej, status, transitions.queued(
-                    status, position=position, now=self._now(), generation=ej["metadata"].get("generation")))
+                self._write(
+                    ej,
+                    status,
+                    transitions.queued(
+                        status, position=position, now=self._now(), generation=ej["metadata"].get("generation")
+                    ),
+                )
             except Exception:
                 log.exception("writing a queue position failed", extra=_ids(ej))
 
@@ -214,12 +228,21 @@ class Reconciler:
             self._follow(ej, spec, status, job)
             return None
         if status.phase == "Running":
-            self.api.post_event(ej, "Warning", "WorkerJobMissing",
-                                "the worker Job disappeared before its result was recorded; the export is queued again")
+            self.api.post_event(
+                ej,
+                "Warning",
+                "WorkerJobMissing",
+                "the worker Job disappeared before its result was recorded; the export is queued again",
+            )
         problem = self._missing_prerequisite(meta["namespace"], spec)
         if problem is not None:
-            self._write(ej, status, transitions.waiting(
-                status, reason=problem[0], message=problem[1], now=self._now(), generation=meta.get("generation")))
+            self._write(
+                ej,
+                status,
+                transitions.waiting(
+                    status, reason=problem[0], message=problem[1], now=self._now(), generation=meta.get("generation")
+                ),
+            )
             return None
         return (ej, spec, status)
 
@@ -229,17 +252,23 @@ class Reconciler:
     def _missing_prerequisite(self, namespace: str, spec: ExportJobSpec) -> tuple[str, str] | None:
         claim = claim_name(spec, self.settings)
         if claim is None:
-            return (REASON_CLAIM_NOT_FOUND,
-                    "no PersistentVolumeClaim: set spec.output.claimName, or give the operator a default claim")
+            return (
+                REASON_CLAIM_NOT_FOUND,
+                "no PersistentVolumeClaim: set spec.output.claimName, or give the operator a default claim",
+            )
         if not self.api.claim_exists(namespace, claim):
-            return (REASON_CLAIM_NOT_FOUND,
-                    f'PersistentVolumeClaim "{claim}" not found in namespace "{namespace}"; '
-                    "the export starts once it exists")
+            return (
+                REASON_CLAIM_NOT_FOUND,
+                f'PersistentVolumeClaim "{claim}" not found in namespace "{namespace}"; '
+                "the export starts once it exists",
+            )
         account = self.settings.worker_service_account
         if not self.api.service_account_exists(namespace, account):
-            return (REASON_SERVICE_ACCOUNT_NOT_FOUND,
-                    f'ServiceAccount "{account}" (the worker\'s) not found in namespace "{namespace}"; '
-                    "the export starts once it exists")
+            return (
+                REASON_SERVICE_ACCOUNT_NOT_FOUND,
+                f'ServiceAccount "{account}" (the worker\'s) not found in namespace "{namespace}"; '
+                "the export starts once it exists",
+            )
         for _env, secret, key in secret_refs(spec):
             problem = self.api.secret_problem(namespace, secret, key)
             if problem is not None:
@@ -248,25 +277,47 @@ class Reconciler:
 
     def _admit(self, ej: dict[str, Any], spec: ExportJobSpec, status: ExportJobStatus) -> bool:
         meta = ej["metadata"]
-        manifest = build_worker_job(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], spec=spec,
-                                    settings=self.settings)
+        manifest = build_worker_job(
+            name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], spec=spec, settings=self.settings
+        )
         try:
             job, created = self.api.create_job(manifest)
         except NotOurs as error:
-            self._finish(ej, status, transitions.failed_before_start(
-                status, reason="JobNameConflict", message=str(error), now=self._now(), generation=meta.get("generation")),
-                spec.format)
+            self._finish(
+                ej,
+                status,
+                transitions.failed_before_start(
+                    status,
+                    reason="JobNameConflict",
+                    message=str(error),
+                    now=self._now(),
+                    generation=meta.get("generation"),
+                ),
+                spec.format,
+            )
             return False
         new = transitions.admitted(
-            status, job_name=job["metadata"]["name"], claim=claim_name(spec, self.settings) or "",
-            path=spec.output.path, now=self._now(), generation=meta.get("generation"))
+            status,
+            job_name=job["metadata"]["name"],
+            claim=claim_name(spec, self.settings) or "",
+            path=spec.output.path,
+            now=self._now(),
+            generation=meta.get("generation"),
+        )
         if not self._write(ej, status, new):
             return True  # the Job exists and holds its slot; status catches up next pass
         if created:
-            waited = (self.clock() - _parse_time(meta["creationTimestamp"])).total_seconds() if meta.get("creationTimestamp") else 0.0
+            waited = (
+                (self.clock() - _parse_time(meta["creationTimestamp"])).total_seconds()
+                if meta.get("creationTimestamp")
+                else 0.0
+            )
             self.metrics.record_admitted(spec.format, waited)
             self.api.post_event(ej, "Normal", "Admitted", f"started worker Job {job['metadata']['name']}")
-            log.info("admitted", extra={"namespace": meta["namespace"], "exportjob": meta["name"], "job": job["metadata"]["name"]})
+            log.info(
+                "admitted",
+                extra={"namespace": meta["namespace"], "exportjob": meta["name"], "job": job["metadata"]["name"]},
+            )
         return True
 
     def _follow(self, ej: dict[str, Any], spec: ExportJobSpec, status: ExportJobStatus, job: dict[str, Any]) -> None:
@@ -275,19 +326,30 @@ class Reconciler:
         if not job_finished(job):
             outcome = observe_job(job, [])
             new = transitions.admitted(
-                status, job_name=job["metadata"]["name"], claim=claim_name(spec, self.settings) or "",
-                path=spec.output.path, now=self._now(), generation=generation,
-                attempts=outcome.attempts, start_time=outcome.start_time)
+                status,
+                job_name=job["metadata"]["name"],
+                claim=claim_name(spec, self.settings) or "",
+                path=spec.output.path,
+                now=self._now(),
+                generation=generation,
+                attempts=outcome.attempts,
+                start_time=outcome.start_time,
+            )
             self._write(ej, status, new)
             return
         outcome = observe_job(job, self.api.list_job_pods(meta["namespace"], job["metadata"]["name"]))
-        self._finish(ej, status, transitions.finished(status, outcome=outcome, now=self._now(), generation=generation),
-                     spec.format)
+        self._finish(
+            ej,
+            status,
+            transitions.finished(status, outcome=outcome, now=self._now(), generation=generation),
+            spec.format,
+        )
 
     def _finish_invalid(self, ej: dict[str, Any], status: ExportJobStatus, message: str) -> None:
         fmt = (ej.get("spec") or {}).get("format") or "unknown"
-        new = transitions.failed_before_start(status, reason="InvalidSpec", message=message, now=self._now(),
-                                              generation=ej["metadata"].get("generation"))
+        new = transitions.failed_before_start(
+            status, reason="InvalidSpec", message=message, now=self._now(), generation=ej["metadata"].get("generation")
+        )
         self._finish(ej, status, new, fmt if fmt in ("csv", "pdf") else "unknown")
 
     def _finish(self, ej: dict[str, Any], old: ExportJobStatus, new: ExportJobStatus, fmt: str) -> None:
@@ -298,14 +360,29 @@ class Reconciler:
         self.api.label_exportjob(ej["metadata"]["namespace"], ej["metadata"]["name"], {LABEL_FINISHED: "true"})
         succeeded = new.phase == "Succeeded"
         self.metrics.record_finished(
-            fmt, succeeded=succeeded, reason=new.reason, rows=new.rows, size=new.bytes,
-            duration_seconds=new.duration_seconds, peak_memory_bytes=new.worker_peak_memory_bytes)
+            fmt,
+            succeeded=succeeded,
+            reason=new.reason,
+            rows=new.rows,
+            size=new.bytes,
+            duration_seconds=new.duration_seconds,
+            peak_memory_bytes=new.worker_peak_memory_bytes,
+        )
         if succeeded:
-            self.api.post_event(ej, "Normal", "Succeeded", f"wrote {new.rows} rows ({new.size}) to {new.path}, sha256 {new.sha256}")
+            self.api.post_event(
+                ej, "Normal", "Succeeded", f"wrote {new.rows} rows ({new.size}) to {new.path}, sha256 {new.sha256}"
+            )
         else:
             self.api.post_event(ej, "Warning", new.reason or "Failed", new.message or "export failed")
-        log.info("finished", extra={"namespace": ej["metadata"]["namespace"], "exportjob": ej["metadata"]["name"],
-                                    "phase": new.phase, "reason": new.reason})
+        log.info(
+            "finished",
+            extra={
+                "namespace": ej["metadata"]["namespace"],
+                "exportjob": ej["metadata"]["name"],
+                "phase": new.phase,
+                "reason": new.reason,
+            },
+        )
 
     def _write(self, ej: dict[str, Any], old: ExportJobStatus, new: ExportJobStatus) -> bool:
         """Patch the status if it changed; post the Queued/Waiting events. False on conflict."""
@@ -316,7 +393,9 @@ class Reconciler:
         try:
             self.api.patch_exportjob_status(meta["namespace"], meta["name"], patch, meta.get("resourceVersion"))
         except Conflict:
-            log.info("status conflict; retrying next pass", extra={"namespace": meta["namespace"], "exportjob": meta["name"]})
+            log.info(
+                "status conflict; retrying next pass", extra={"namespace": meta["namespace"], "exportjob": meta["name"]}
+            )
             self.wake()
             return False
         if new.phase == "Queued" and old.phase != "Queued":
@@ -324,4 +403,3 @@ class Reconciler:
         elif new.phase == "Waiting" and (old.phase != "Waiting" or old.reason != new.reason):
             self.api.post_event(ej, "Warning", new.reason or "Waiting", new.message or "")
         return True
-

@@ -103,7 +103,9 @@ def build_argument_parser() -> argparse.ArgumentParser:
         description="Run the ExportJob operator. Every flag can also be set as EXPORTJOB_<NAME> in the environment.",
     )
     for name, field in OperatorSettings.model_fields.items():
-        parser.add_argument(_flag_name(name), dest=name, default=None, help=f"{field.description or name} (env {_env_name(name)})")
+        parser.add_argument(
+            _flag_name(name), dest=name, default=None, help=f"{field.description or name} (env {_env_name(name)})"
+        )
     return parser
 
 

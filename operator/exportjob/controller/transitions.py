@@ -22,7 +22,6 @@ from exportjob.status import (
     ExportJobStatus,
 )
 
-
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
@@ -37,15 +36,24 @@ def human_size(size: int) -> str:
 
 
 def with_condition(
-    status: ExportJobStatus, type_: str, value: ConditionStatus, reason: str, message: str, now: str,
+    status: ExportJobStatus,
+    type_: str,
+    value: ConditionStatus,
+    reason: str,
+    message: str,
+    now: str,
     generation: int | None,
 ) -> list[Condition]:
     """The conditions of `status` with `type_` set; lastTransitionTime moves only when `value` changes."""
     previous = status.condition(type_)
     since = previous.last_transition_time if previous is not None and previous.status == value else now
     updated = Condition(
-        type=type_, status=value, reason=reason, message=message,
-        last_transition_time=since, observed_generation=generation,
+        type=type_,
+        status=value,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
     )
     others = [c for c in status.conditions if c.type != type_]
     return sorted([*others, updated], key=lambda c: c.type)
@@ -54,38 +62,74 @@ def with_condition(
 def queued(status: ExportJobStatus, *, position: int, now: str, generation: int | None) -> ExportJobStatus:
     """Ready to run, waiting for a slot."""
     conditions = with_condition(
-        status, ADMITTED, "False", REASON_QUEUED,
-        f"waiting for a free slot: position {position} in the queue", now, generation,
+        status,
+        ADMITTED,
+        "False",
+        REASON_QUEUED,
+        f"waiting for a free slot: position {position} in the queue",
+        now,
+        generation,
     )
-    return status.model_copy(update={
-        "phase": "Queued", "observed_generation": generation, "conditions": conditions,
-        "queue_position": position, "queued_at": status.queued_at or now, "message": None, "reason": None,
-    })
+    return status.model_copy(
+        update={
+            "phase": "Queued",
+            "observed_generation": generation,
+            "conditions": conditions,
+            "queue_position": position,
+            "queued_at": status.queued_at or now,
+            "message": None,
+            "reason": None,
+        }
+    )
 
 
 def waiting(status: ExportJobStatus, *, reason: str, message: str, now: str, generation: int | None) -> ExportJobStatus:
     """Not ready: something it needs (a claim, a Secret) is missing. Holds no slot; retried."""
     conditions = with_condition(status, ADMITTED, "False", reason, message, now, generation)
-    return status.model_copy(update={
-        "phase": "Waiting", "observed_generation": generation, "conditions": conditions,
-        "queue_position": None, "queued_at": status.queued_at or now, "reason": reason, "message": message,
-    })
+    return status.model_copy(
+        update={
+            "phase": "Waiting",
+            "observed_generation": generation,
+            "conditions": conditions,
+            "queue_position": None,
+            "queued_at": status.queued_at or now,
+            "reason": reason,
+            "message": message,
+        }
+    )
 
 
 def admitted(
-    status: ExportJobStatus, *, job_name: str, claim: str, path: str, now: str, generation: int | None,
-    attempts: int = 0, start_time: str | None = None,
+    status: ExportJobStatus,
+    *,
+    job_name: str,
+    claim: str,
+    path: str,
+    now: str,
+    generation: int | None,
+    attempts: int = 0,
+    start_time: str | None = None,
 ) -> ExportJobStatus:
     """A slot is held and the worker Job exists."""
     conditions = with_condition(
         status, ADMITTED, "True", REASON_ADMITTED, f"worker Job {job_name} is running the export", now, generation
     )
-    return status.model_copy(update={
-        "phase": "Running", "observed_generation": generation, "conditions": conditions,
-        "queue_position": None, "job_name": job_name, "admitted_at": status.admitted_at or now,
-        "claim_name": claim, "path": path, "attempts": attempts or status.attempts,
-        "start_time": start_time or status.start_time, "reason": None, "message": None,
-    })
+    return status.model_copy(
+        update={
+            "phase": "Running",
+            "observed_generation": generation,
+            "conditions": conditions,
+            "queue_position": None,
+            "job_name": job_name,
+            "admitted_at": status.admitted_at or now,
+            "claim_name": claim,
+            "path": path,
+            "attempts": attempts or status.attempts,
+            "start_time": start_time or status.start_time,
+            "reason": None,
+            "message": None,
+        }
+    )
 
 
 def finished(status: ExportJobStatus, *, outcome: Outcome, now: str, generation: int | None) -> ExportJobStatus:
@@ -104,23 +148,42 @@ def finished(status: ExportJobStatus, *, outcome: Outcome, now: str, generation:
         size = int(result.get("bytes") or 0)
         message = f"wrote {result.get('rows', 0)} rows ({human_size(size)}) to {result.get('path') or status.path}"
         if result.get("replacedGlyphs"):
-            message += (f"; {result['replacedGlyphs']} characters outside the PDF font (WinAnsi) were printed as '?'"
-                        " (see docs/pdf.md)")
+            message += (
+                f"; {result['replacedGlyphs']} characters outside the PDF font (WinAnsi) were printed as '?'"
+                " (see docs/pdf.md)"
+            )
         conditions = with_condition(status, COMPLETE, "True", REASON_SUCCEEDED, message, now, generation)
-        return status.model_copy(update={
-            **common, "phase": "Succeeded", "conditions": conditions,
-            "rows": result.get("rows"), "bytes": size, "size": human_size(size), "sha256": result.get("sha256"),
-            "path": result.get("path") or status.path, "reason": None, "message": None,
-        })
+        return status.model_copy(
+            update={
+                **common,
+                "phase": "Succeeded",
+                "conditions": conditions,
+                "rows": result.get("rows"),
+                "bytes": size,
+                "size": human_size(size),
+                "sha256": result.get("sha256"),
+                "path": result.get("path") or status.path,
+                "reason": None,
+                "message": None,
+            }
+        )
     reason = outcome.reason or "WorkerCrashed"
     message = outcome.message or reason
     conditions = with_condition(status, FAILED, "True", reason, message, now, generation)
-    return status.model_copy(update={
-        **common, "phase": "Failed", "conditions": conditions, "reason": reason, "message": message,
-    })
+    return status.model_copy(
+        update={
+            **common,
+            "phase": "Failed",
+            "conditions": conditions,
+            "reason": reason,
+            "message": message,
+        }
+    )
 
 
-def failed_before_start(status: ExportJobStatus, *, reason: str, message: str, now: str, generation: int | None) -> ExportJobStatus:
+def failed_before_start(
+    status: ExportJobStatus, *, reason: str, message: str, now: str, generation: int | None
+) -> ExportJobStatus:
     """A problem only the operator can see, before any worker ran (e.g. an invalid stored spec)."""
     outcome = Outcome("Failed", reason=reason, message=message, completion_time=now)
     return finished(status, outcome=outcome, now=now, generation=generation)

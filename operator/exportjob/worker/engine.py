@@ -132,8 +132,16 @@ def run_export(
             }
         )
     return ExportResult(
-        ok=True, path=spec.output.path, format=spec.format, source=spec.source.kind, started_at=started,
-        finished_at=finished, rows=rows, bytes=info.bytes, sha256=info.sha256, manifest_path=manifest_path,
+        ok=True,
+        path=spec.output.path,
+        format=spec.format,
+        source=spec.source.kind,
+        started_at=started,
+        finished_at=finished,
+        rows=rows,
+        bytes=info.bytes,
+        sha256=info.sha256,
+        manifest_path=manifest_path,
         replaced_glyphs=replaced,
     )
 

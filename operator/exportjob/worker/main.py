@@ -55,7 +55,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     given.add_argument("--spec-json", help="the ExportJob spec as JSON")
     given.add_argument("--spec-file", help="a file holding the spec as JSON")
     parser.add_argument(
-        "--output-root", default=os.environ.get("EXPORTJOB_OUTPUT_ROOT"),
+        "--output-root",
+        default=os.environ.get("EXPORTJOB_OUTPUT_ROOT"),
         help="directory that output.path is relative to (the mounted volume); env EXPORTJOB_OUTPUT_ROOT",
     )
     parser.add_argument("--termination-log", default=DEFAULT_TERMINATION_LOG, help="where to write the result JSON")
@@ -84,8 +85,10 @@ def load_spec(arguments: argparse.Namespace) -> ExportJobSpec:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise retryable(Reason.INTERRUPTED, f"the worker received {signal.Signals(signum).name} and stopped; "
-                    "the partial file was removed")
+    raise retryable(
+        Reason.INTERRUPTED,
+        f"the worker received {signal.Signals(signum).name} and stopped; the partial file was removed",
+    )
 
 
 def write_result(text: str, termination_log: str, log: JsonLog) -> None:
@@ -113,25 +116,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def progress(update: Progress) -> None:
             elapsed = max(time.monotonic() - clock["start"], 1e-9)
-            log("export.progress", rows=update.rows, bytes=update.bytes, totalRows=update.total,
-                rowsPerSecond=round(update.rows / elapsed))
+            log(
+                "export.progress",
+                rows=update.rows,
+                bytes=update.bytes,
+                totalRows=update.total,
+                rowsPerSecond=round(update.rows / elapsed),
+            )
 
         result = execute(spec, arguments.output_root, credentials, progress, PROGRESS_LOG_INTERVAL_SECONDS)
     except ExportFailure as failure:  # an invalid spec, or a signal outside the engine
         result = ExportResult.failed(
-            failure, path=spec.output.path if spec else "", format=spec.format if spec else "",
-            source=spec.source.kind if spec else "", started_at=started,
+            failure,
+            path=spec.output.path if spec else "",
+            format=spec.format if spec else "",
+            source=spec.source.kind if spec else "",
+            started_at=started,
         )
     except Exception as error:  # a bug: report it, exit 1; the operator retries it as WorkerCrashed
-        log("export.crashed", level="error", error=f"{type(error).__name__}: {error}",
-            traceback=traceback.format_exc())
-        crash = fit_json({
-            "ok": False, "rows": 0, "bytes": 0, "sha256": None,
-            "path": spec.output.path if spec else "", "format": spec.format if spec else "",
-            "startedAt": timestamp(started), "finishedAt": timestamp(utc_now()),
-            "reason": Reason.WORKER_CRASHED, "retryable": True,
-            "message": redact(f"unexpected error: {type(error).__name__}: {error}", credentials.secrets()),
-        })
+        log("export.crashed", level="error", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        crash = fit_json(
+            {
+                "ok": False,
+                "rows": 0,
+                "bytes": 0,
+                "sha256": None,
+                "path": spec.output.path if spec else "",
+                "format": spec.format if spec else "",
+                "startedAt": timestamp(started),
+                "finishedAt": timestamp(utc_now()),
+                "reason": Reason.WORKER_CRASHED,
+                "retryable": True,
+                "message": redact(f"unexpected error: {type(error).__name__}: {error}", credentials.secrets()),
+            }
+        )
         write_result(crash, arguments.termination_log, log)
         return CRASHED
     if result.ok:

@@ -86,9 +86,7 @@ def open_parent_directory(root: str, path: str) -> tuple[int, str]:
     try:
         fd = os.open(root, _DIRECTORY_FLAGS)
     except OSError as error:
-        raise retryable(
-            Reason.WRITE_FAILED, f"cannot open the output root: {os.strerror(error.errno or 0)}"
-        ) from None
+        raise retryable(Reason.WRITE_FAILED, f"cannot open the output root: {os.strerror(error.errno or 0)}") from None
     try:
         real_root = _real_path(fd)
         walked = []
@@ -101,7 +99,9 @@ def open_parent_directory(root: str, path: str) -> tuple[int, str]:
                 pass
             except OSError as error:
                 if error.errno == errno.ENAMETOOLONG:
-                    raise permanent(Reason.OUTPUT_PATH_INVALID, f"output.path {path!r}: {shown}: name too long") from None
+                    raise permanent(
+                        Reason.OUTPUT_PATH_INVALID, f"output.path {path!r}: {shown}: name too long"
+                    ) from None
                 raise write_failure(error, shown) from None
             try:
                 child = os.open(directory, _DIRECTORY_FLAGS, dir_fd=fd)

@@ -22,12 +22,12 @@ _ELLIPSIS = "..."
 
 
 def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def timestamp(moment: datetime.datetime) -> str:
     """ISO 8601 UTC with milliseconds and a Z, e.g. 2024-05-01T12:00:00.123Z."""
-    return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def peak_memory_bytes() -> int:
@@ -55,12 +55,24 @@ class ExportResult:
 
     @classmethod
     def failed(
-        cls, failure: ExportFailure, *, path: str, format: str, source: str,
-        started_at: datetime.datetime, finished_at: datetime.datetime | None = None,
+        cls,
+        failure: ExportFailure,
+        *,
+        path: str,
+        format: str,
+        source: str,
+        started_at: datetime.datetime,
+        finished_at: datetime.datetime | None = None,
     ) -> ExportResult:
         return cls(
-            ok=False, path=path, format=format, source=source, started_at=started_at,
-            finished_at=finished_at or utc_now(), reason=failure.reason, message=failure.message,
+            ok=False,
+            path=path,
+            format=format,
+            source=source,
+            started_at=started_at,
+            finished_at=finished_at or utc_now(),
+            reason=failure.reason,
+            message=failure.message,
             retryable=failure.retryable,
         )
 

@@ -29,8 +29,8 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from decimal import Decimal
+from itertools import chain
 from typing import Any, BinaryIO
 
 from exportjob.spec import CsvOptions

@@ -33,7 +33,7 @@ import zlib
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from encodings import cp1252
 from itertools import accumulate
 from typing import BinaryIO
@@ -43,7 +43,7 @@ from reportlab.pdfbase import pdfmetrics
 
 from exportjob.spec import PdfOptions
 
-__all__ = ["PdfTableWriter", "PRODUCER", "MIN_FONT_SIZE", "max_columns", "TooManyColumnsError"]
+__all__ = ["MIN_FONT_SIZE", "PRODUCER", "PdfTableWriter", "TooManyColumnsError", "max_columns"]
 
 PRODUCER = "exportjob-operator"
 
@@ -152,15 +152,18 @@ def _pdf_text_string(text: str) -> bytes:
 
 def _pdf_date(moment: datetime) -> bytes:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     offset = moment.utcoffset()
     assert offset is not None
     minutes = int(offset.total_seconds() // 60)
     sign = "+" if minutes >= 0 else "-"
     minutes = abs(minutes)
-    return b"(D:" + moment.strftime("%Y%m%d%H%M%S").encode() + (
-        f"{sign}{minutes // 60:02d}'{minutes % 60:02d}'".encode()
-    ) + b")"
+    return (
+        b"(D:"
+        + moment.strftime("%Y%m%d%H%M%S").encode()
+        + (f"{sign}{minutes // 60:02d}'{minutes % 60:02d}'".encode())
+        + b")"
+    )
 
 
 class TooManyColumnsError(ValueError):
@@ -250,7 +253,9 @@ class PdfTableWriter:
             ncols = len(self._columns)
             for row in it:
                 if len(row) != ncols:
-                    raise ValueError(f"row {self.rows + len(sample) + 1} has {len(row)} values but there are {ncols} columns")
+                    raise ValueError(
+                        f"row {self.rows + len(sample) + 1} has {len(row)} values but there are {ncols} columns"
+                    )
                 cap = self._sample_chars
                 sample.append([t if len(t) <= cap else t[:cap] + "\u2026" for t in map(_format_cell, row)])
                 if len(sample) >= self._sample_rows:
@@ -323,14 +328,18 @@ class PdfTableWriter:
             title = self._prepare(opts.title, usable, _W_BOLD, title_size, count=True)
             title_h = title_size * 1.6
             baseline = top - title_h + (title_h - title_size * (_ASCENT + _DESCENT)) / 2 + title_size * _DESCENT
-            prefix_text.append(b"/F2 %s Tf 1 0 0 1 %s %s Tm (%s) Tj\n" % (_fmt(title_size), _fmt(MARGIN), _fmt(baseline), title))
+            prefix_text.append(
+                b"/F2 %s Tf 1 0 0 1 %s %s Tm (%s) Tj\n" % (_fmt(title_size), _fmt(MARGIN), _fmt(baseline), title)
+            )
             top -= title_h
         header_bottom = top - row_h
         prefix_graphics.append(
             b"%s g %s %s %s %s re f\n" % (HEADER_GREY, _fmt(MARGIN), _fmt(header_bottom), _fmt(usable), _fmt(row_h))
         )
-        prefix_graphics.append(b"0.6 G 0.5 w %s %s m %s %s l S\n" % (
-            _fmt(MARGIN), _fmt(header_bottom), _fmt(MARGIN + usable), _fmt(header_bottom)))
+        prefix_graphics.append(
+            b"0.6 G 0.5 w %s %s m %s %s l S\n"
+            % (_fmt(MARGIN), _fmt(header_bottom), _fmt(MARGIN + usable), _fmt(header_bottom))
+        )
 
         # Column geometry.
         lefts, x = [], MARGIN
@@ -560,18 +569,27 @@ class PdfTableWriter:
         size = self._footer_size
         label = b"Page %d of " % number
         label_w = sum(map(_W_REGULAR.__getitem__, label)) * size / 1000
-        content = b"".join((
-            b"q\n", self._prefix_graphics, self._stripe_graphics(self._page_row), b"Q\n",
-            self._prefix_text, *self._page_parts,
-            b"/F1 %s Tf 1 0 0 1 %s %s Tm (%s) Tj\nET\n" % (_fmt(size), _fmt(MARGIN), _fmt(self._footer_y), label),
-            # The total page count is only known at close(): a form XObject written then.
-            b"q 1 0 0 1 %s %s cm /Tot Do Q\n" % (_fmt(MARGIN + label_w), _fmt(self._footer_y)),
-        ))
+        content = b"".join(
+            (
+                b"q\n",
+                self._prefix_graphics,
+                self._stripe_graphics(self._page_row),
+                b"Q\n",
+                self._prefix_text,
+                *self._page_parts,
+                b"/F1 %s Tf 1 0 0 1 %s %s Tm (%s) Tj\nET\n" % (_fmt(size), _fmt(MARGIN), _fmt(self._footer_y), label),
+                # The total page count is only known at close(): a form XObject written then.
+                b"q 1 0 0 1 %s %s cm /Tot Do Q\n" % (_fmt(MARGIN + label_w), _fmt(self._footer_y)),
+            )
+        )
         data = zlib.compress(content, COMPRESS_LEVEL)
         content_obj = _FIRST_PAGE_OBJ + 2 * self.pages
         self._object(content_obj, b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(data), data))
-        self._object(content_obj + 1, b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %s %s] /Resources %d 0 R /Contents %d 0 R >>" % (
-            _PAGES, _fmt(self._page_w), _fmt(self._page_h), _RESOURCES, content_obj))
+        self._object(
+            content_obj + 1,
+            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %s %s] /Resources %d 0 R /Contents %d 0 R >>"
+            % (_PAGES, _fmt(self._page_w), _fmt(self._page_h), _RESOURCES, content_obj),
+        )
         self.pages = number
         self._page_parts.clear()
         self._page_row = 0
@@ -594,9 +612,14 @@ class PdfTableWriter:
         self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
         self._object(_CATALOG, b"<< /Type /Catalog /Pages %d 0 R >>" % _PAGES)
         for number, name in ((_FONT_REGULAR, _REGULAR), (_FONT_BOLD, _BOLD)):
-            self._object(number, b"<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding /WinAnsiEncoding >>" % name.encode())
-        self._object(_RESOURCES, b"<< /ProcSet [/PDF /Text] /Font << /F1 %d 0 R /F2 %d 0 R >> /XObject << /Tot %d 0 R >> >>" % (
-            _FONT_REGULAR, _FONT_BOLD, _TOTAL_PAGES))
+            self._object(
+                number, b"<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding /WinAnsiEncoding >>" % name.encode()
+            )
+        self._object(
+            _RESOURCES,
+            b"<< /ProcSet [/PDF /Text] /Font << /F1 %d 0 R /F2 %d 0 R >> /XObject << /Tot %d 0 R >> >>"
+            % (_FONT_REGULAR, _FONT_BOLD, _TOTAL_PAGES),
+        )
 
     def _write_tail(self) -> None:
         # Page tree: one flat /Kids array, written in chunks (page object numbers are computable).
@@ -611,10 +634,14 @@ class PdfTableWriter:
         total = b"%d" % self.pages
         total_w = sum(map(_W_REGULAR.__getitem__, total)) * size / 1000
         form = b"BT /F1 %s Tf 0 0 Td (%s) Tj ET" % (_fmt(size), total)
-        self._object(_TOTAL_PAGES, (
-            b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] /Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\n"
-            b"stream\n%s\nendstream" % (_fmt(-size), _fmt(total_w + size), _fmt(2 * size), _FONT_REGULAR, len(form), form)
-        ))
+        self._object(
+            _TOTAL_PAGES,
+            (
+                b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] /Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\n"
+                b"stream\n%s\nendstream"
+                % (_fmt(-size), _fmt(total_w + size), _fmt(2 * size), _FONT_REGULAR, len(form), form)
+            ),
+        )
 
         info = [b"/Producer (%s)" % PRODUCER.encode()]
         if self._options.title:
@@ -628,10 +655,14 @@ class PdfTableWriter:
         count = len(self._offsets)
         self._write(b"xref\n0 %d\n0000000000 65535 f \n" % count)
         for start in range(1, count, 4096):
-            self._write(b"".join(b"%010d 00000 n \n" % self._offsets[i] for i in range(start, min(count, start + 4096))))
+            self._write(
+                b"".join(b"%010d 00000 n \n" % self._offsets[i] for i in range(start, min(count, start + 4096)))
+            )
         doc_id = self._md5.hexdigest().encode()
-        self._write(b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n" % (
-            count, _CATALOG, _INFO, doc_id, doc_id, xref_at))
+        self._write(
+            b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n"
+            % (count, _CATALOG, _INFO, doc_id, doc_id, xref_at)
+        )
 
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf)")

@@ -214,7 +214,8 @@ class PostgresSource(RowSource):
         # Positional aliases (q(c0, c1, ...)) so that duplicated or odd column names stay addressable.
         positional = sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(names)))
         select = sql.SQL("SELECT {} FROM (\n{}\n) AS q{}").format(
-            sql.SQL(", ").join(items), sql.SQL(self._query),
+            sql.SQL(", ").join(items),
+            sql.SQL(self._query),
             sql.SQL("({})").format(positional) if names else sql.SQL(""),
         )
         statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER {}, DELIMITER {}, ENCODING {})").format(
@@ -238,8 +239,9 @@ class PostgresSource(RowSource):
             sink.write(UTF8_BOM)
         header_records = 1 if options.header else 0
         try:
-            records = self._stream_copy(statement.as_bytes(self.connection), sink, options.line_terminator == "crlf",
-                                        progress, header_records)
+            records = self._stream_copy(
+                statement.as_bytes(self.connection), sink, options.line_terminator == "crlf", progress, header_records
+            )
         except psycopg.Error as error:
             raise self._query_failure(error) from None
         return max(records - header_records, 0), headers

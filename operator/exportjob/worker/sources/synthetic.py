@@ -37,21 +37,26 @@ from .base import RowSource
 COLUMNS = ["id", "uuid", "name", "email", "amount", "timestamp", "flag", "category"]
 BATCH_SIZE = 2_000
 
-_FIRST_NAMES = (
-    "Ada Alan Grace Linus Margaret Dennis Barbara Ken Radia Tim Frances Edsger Hedy John Katherine Donald "
-    "Sofia Mateo Amara Kenji Leila Omar Priya Chen Yuki Ingrid Tariq Zanele Diego Elif Nadia Oskar "
-    "Fatima Lars Mei Kwame Ana Ivan Chloe Rahul Noor Pablo Hana Emeka Sara Jonas Aiko Malik"
-).split()
-_LAST_NAMES = (
-    "Lovelace Turing Hopper Torvalds Hamilton Ritchie Liskov Thompson Perlman Berners-Lee Allen Dijkstra "
-    "Lamarr Backus Johnson Knuth Okafor Garcia Nakamura Haddad Patel Wang Sato Larsen Rahman Dlamini "
-    "Fernandez Yilmaz Kowalski Novak Ahmed Nilsson Li Mensah Silva Petrov Martin Sharma Khan Lopez "
-    "Kim Eze Rossi Becker Tanaka Diallo O'Brien"
-).split()
+_FIRST_NAMES = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia", "Tim", "Frances", "Edsger", "Hedy", "John", "Katherine", "Donald", "Sofia", "Mateo", "Amara", "Kenji", "Leila", "Omar", "Priya", "Chen", "Yuki", "Ingrid", "Tariq", "Zanele", "Diego", "Elif", "Nadia", "Oskar", "Fatima", "Lars", "Mei", "Kwame", "Ana", "Ivan", "Chloe", "Rahul", "Noor", "Pablo", "Hana", "Emeka", "Sara", "Jonas", "Aiko", "Malik"]
+_LAST_NAMES = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Perlman", "Berners-Lee", "Allen", "Dijkstra", "Lamarr", "Backus", "Johnson", "Knuth", "Okafor", "Garcia", "Nakamura", "Haddad", "Patel", "Wang", "Sato", "Larsen", "Rahman", "Dlamini", "Fernandez", "Yilmaz", "Kowalski", "Novak", "Ahmed", "Nilsson", "Li", "Mensah", "Silva", "Petrov", "Martin", "Sharma", "Khan", "Lopez", "Kim", "Eze", "Rossi", "Becker", "Tanaka", "Diallo", "O'Brien"]
 _DOMAINS = ("example.com", "example.net", "example.org", "mail.example", "corp.example")
 _CATEGORIES = (
-    "books", "electronics", "garden", "grocery", "health", "home", "music", "office",
-    "outdoor", "software", "sports", "toys", "travel", "apparel", "automotive", "beauty",
+    "books",
+    "electronics",
+    "garden",
+    "grocery",
+    "health",
+    "home",
+    "music",
+    "office",
+    "outdoor",
+    "software",
+    "sports",
+    "toys",
+    "travel",
+    "apparel",
+    "automotive",
+    "beauty",
 )
 
 # Distinct primes: the pooled fields' combined period is their product (~10^16 rows).
@@ -105,7 +110,7 @@ class SyntheticSource(RowSource):
         self._flags = [rng.random() < 0.3 for _ in range(_FLAG_POOL)] * 2
         self._uuid_prefixes = uuid_prefixes * 2
         self._jitter = [rng.randrange(_SECONDS_PER_ROW) for _ in range(_JITTER_POOL)] * 2
-        start = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(
+        start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
             seconds=rng.randrange(365 * 86_400)
         )
         self._epoch_seconds = int(start.timestamp())
