@@ -4,12 +4,23 @@ PYTHON ?= python3
 VENV ?= .venv
 PY ?= $(VENV)/bin/python
 PYTEST ?= $(VENV)/bin/pytest
+TESTENV_DIR ?= .testenv
+DEVCLUSTER ?= PYTHONPATH=operator $(PY) -m devcluster.cli
+DEVCLUSTER_BINS := bin/etcd bin/kube-apiserver bin/kube-controller-manager
+HELM ?= bin/helm
+PROMTOOL ?= bin/promtool
+CHART ?= charts/exportjob-operator
+CHART_ALL_TOGGLES ?= $(CHART)/ci/all-toggles-values.yaml
+MONITORING_RULES ?= rules/exportjob.rules.yml
+MONITORING_RULE_TESTS ?= rules/exportjob.test.yml
+MONITORING_DASHBOARDS ?= dashboards/exportjob-operator.json
+BENCH_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
 
 help: ## List the targets.
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed ## Create the venv with the project and its test tools.
 
@@ -29,11 +40,13 @@ test: setup system-deps tools ## Run every test (unit, PostgreSQL, local control
 unit: setup ## Run only the pure unit tests.
 	$(PYTEST) -q tests/unit
 
--include Makefile.devcluster.mk
--include Makefile.monitoring.mk
--include Makefile.bench.mk
--include Makefile.operator.mk
--include Makefile.chart.mk
+# Each fragment under hack/make/ holds the targets of one area; every variable
+# is defined here, once, and every target documents itself with `## ` (make help).
+include hack/make/devcluster.mk
+include hack/make/monitoring.mk
+include hack/make/bench.mk
+include hack/make/operator.mk
+include hack/make/chart.mk
 
 .PHONY: help setup system-deps test unit
 

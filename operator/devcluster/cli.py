@@ -1,7 +1,7 @@
 """``python -m devcluster.cli up|down|status``: the command line of the dev cluster.
 
 Used by ``make testenv-up`` / ``testenv-down`` / ``testenv-status``
-(Makefile.devcluster.mk) and by developers.  ``up`` prints progress on stderr
+(hack/make/devcluster.mk) and by developers.  ``up`` prints progress on stderr
 and ``KUBECONFIG=<path>`` as the last line of stdout, so
 ``eval "$(python -m devcluster.cli up | tail -1)"`` or ``export $(...)`` works.
 """

@@ -1,16 +1,13 @@
-# Helm chart and container image checks (docs/install.md); included by the
-# top-level Makefile, also usable alone: make -f Makefile.chart.mk chart-check
-# bin/helm is built by `make tools` (hack/build-tools.sh).
-
-HELM ?= bin/helm
-PY ?= .venv/bin/python
-CHART ?= charts/exportjob-operator
-CHART_ALL_TOGGLES ?= $(CHART)/ci/all-toggles-values.yaml
+# Helm chart and container image checks (docs/install.md);
+# included by the top-level Makefile.
+# bin/helm is built (or taken from the cache) on first use.
 
 .PHONY: chart-sync chart-sync-check chart-lint chart-template chart-check helm-present image-install-check
 
-helm-present:
-	@test -x "$(HELM)" || { echo "$(HELM) not found: run 'make tools' first" >&2; exit 1; }
+$(HELM):
+	hack/build-tools.sh helm
+
+helm-present: | $(HELM)
 
 chart-sync: ## Copy crds/, rules/ and dashboards/ into the chart's files/.
 	hack/sync-chart.sh

@@ -5,12 +5,6 @@
 #   make testenv-status  show its processes and health
 #   make testenv-down    stop everything it started
 
-VENV ?= .venv
-DEVCLUSTER ?= PYTHONPATH=operator $(PY) -m devcluster.cli
-PY ?= $(VENV)/bin/python
-TESTENV_DIR ?= .testenv
-DEVCLUSTER_BINS := bin/etcd bin/kube-apiserver bin/kube-controller-manager
-
 .PHONY: tools testenv-up testenv-down testenv-status
 
 tools: ## Build (or reuse from the cache) etcd, kube-apiserver, kube-controller-manager, helm, promtool into ./bin.
@@ -20,11 +14,11 @@ tools: ## Build (or reuse from the cache) etcd, kube-apiserver, kube-controller-
 $(DEVCLUSTER_BINS):
 	hack/build-tools.sh $(notdir $@)
 
-testenv-up: | $(DEVCLUSTER_BINS) ## Start the local control plane + process kubelet; last line is KUBECONFIG=<path>.
+testenv-up: setup | $(DEVCLUSTER_BINS) ## Start the local control plane + process kubelet; last line is KUBECONFIG=<path>.
 	$(DEVCLUSTER) up --state-dir $(TESTENV_DIR)
 
-testenv-down: ## Stop every process of the local cluster.
+testenv-down: setup ## Stop every process of the local cluster.
 	$(DEVCLUSTER) down --state-dir $(TESTENV_DIR)
 
-testenv-status: ## Show the local cluster's processes and health.
+testenv-status: setup ## Show the local cluster's processes and health.
 	$(DEVCLUSTER) status --state-dir $(TESTENV_DIR)
