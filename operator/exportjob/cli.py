@@ -1,5 +1,7 @@
 """`exportjob`: the user's command line. Subcommands are registered in `build_parser`.
 
+`exportjob queue [-n NS]` shows the waiting exports in admission order (queuecli.py).
+
 `exportjob crd` prints the CustomResourceDefinition generated from the API model.
 
 `exportjob run -f MANIFEST.yaml --output-dir DIR [--dsn DSN]` runs one
@@ -21,6 +23,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from exportjob import queuecli
 from exportjob.spec import ExportJobManifest, SpecError, parse_manifest
 
 from .worker.credentials import Credentials
@@ -135,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the CRD generated from the API model; `kubectl apply -f -` installs it.",
     )
     crd.set_defaults(handler=command_crd)
+    queuecli.register(commands)
     return parser
 
 

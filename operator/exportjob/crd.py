@@ -63,13 +63,6 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Format", "type": "string", "jsonPath": ".spec.format"},
     {"name": "Rows", "type": "integer", "jsonPath": ".status.rows"},
     {"name": "Size", "type": "string", "jsonPath": ".status.size"},
-    {
-        "name": "Queue",
-        "type": "integer",
-        "jsonPath": ".status.queuePosition",
-        "priority": 1,
-        "description": "Position among waiting exports.",
-    },
     {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
     {"name": "Path", "type": "string", "jsonPath": ".spec.output.path", "priority": 1},

@@ -253,7 +253,10 @@ class ExportJobSpec(_Model):
         default=0,
         ge=-1000,
         le=1000,
-        description="Waiting exports with higher priority are admitted first; equal priorities by creation time.",
+        description=(
+            "Order among this namespace's waiting exports: higher first, equal priorities by creation time. "
+            "It never moves an export ahead of another namespace's: free slots are shared fairly across namespaces."
+        ),
     )
     backoff_limit: int | None = Field(
         default=None, ge=0, le=20, description="Retries of retryable failures; operator default when omitted."

@@ -27,15 +27,7 @@ ADMITTED = "Admitted"  # True once a slot is granted and the worker Job exists.
 COMPLETE = "Complete"  # True when the file is written (terminal).
 FAILED = "Failed"  # True when the export failed for good (terminal).
 
-# Reasons of the Admitted condition while not admitted.
-REASON_QUEUED = "Queued"  # waiting for a free slot
-REASON_CLAIM_NOT_FOUND = "ClaimNotFound"  # waiting: the PVC does not exist (does not hold a slot)
-REASON_SECRET_NOT_FOUND = "SecretNotFound"  # waiting: a referenced Secret or key does not exist
-REASON_SERVICE_ACCOUNT_NOT_FOUND = "ServiceAccountNotFound"  # waiting: the worker's ServiceAccount does not exist
-REASON_ADMITTED = "Admitted"
-REASON_SUCCEEDED = "Succeeded"
-# Failure reasons: the worker's (exportjob.worker.errors.Reason) plus DeadlineExceeded,
-# WorkerCrashed and JobNameConflict, which only the operator observes (docs/operator.md).
+# Every reason (condition reasons, failure reasons): exportjob.reasons.Reason.
 
 
 class _StatusModel(BaseModel):
@@ -59,9 +51,6 @@ class ExportJobStatus(_StatusModel):
     phase: Phase | None = Field(default=None, description="Summary: Queued, Waiting, Running, Succeeded or Failed.")
     observed_generation: int | None = Field(default=None, description="The spec generation last acted upon.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions keyed by type.")
-    queue_position: int | None = Field(
-        default=None, description="1-based position among waiting exports (cluster-wide) while Queued."
-    )
     job_name: str | None = Field(default=None, description="Name of the worker Job, once admitted.")
     queued_at: str | None = Field(default=None, description="When the export was first seen waiting.")
     admitted_at: str | None = Field(default=None, description="When a slot was granted.")

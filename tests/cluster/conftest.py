@@ -17,6 +17,7 @@ Missing binaries fail the tests with a message saying to run ``make tools``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -75,8 +76,9 @@ def k8s_client(devcluster: DevCluster):
         client.close()
 
 
-@pytest.fixture
-def namespace(kube_api: pykube.HTTPClient) -> str:
+@contextlib.contextmanager
+def fresh_namespace(kube_api: pykube.HTTPClient):
+    """A new namespace whose default ServiceAccount exists; deleted afterwards."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     pykube.Namespace(kube_api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).create()
     # pods are admitted only once the ServiceAccount controller created "default"
@@ -89,6 +91,19 @@ def namespace(kube_api: pykube.HTTPClient) -> str:
         yield name
     finally:
         pykube.Namespace(kube_api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).delete()
+
+
+@pytest.fixture
+def namespace(kube_api: pykube.HTTPClient) -> str:
+    with fresh_namespace(kube_api) as name:
+        yield name
+
+
+@pytest.fixture
+def second_namespace(kube_api: pykube.HTTPClient) -> str:
+    """Another tenant, for tests about more than one namespace."""
+    with fresh_namespace(kube_api) as name:
+        yield name
 
 
 def _failure_report(cluster: DevCluster, namespace: str | None) -> str:

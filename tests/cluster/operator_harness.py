@@ -9,6 +9,7 @@ Its worker Jobs are run by the dev cluster's process kubelet with the real
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -30,6 +31,22 @@ from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "exportjob.io_exportjobs.yaml"
 OPERATOR_BIN = Path(sys.executable).parent / "exportjob-operator"
+EXPORTJOB_BIN = Path(sys.executable).parent / "exportjob"
+
+
+def queue_positions(kubeconfig: Path, namespace: str, **limits: Any) -> dict[str, int]:
+    """`exportjob queue -n NAMESPACE -o json`, as a user runs it: export name -> position."""
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in limits.items()]
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    done = subprocess.run(
+        [str(EXPORTJOB_BIN), "queue", "-n", namespace, "-o", "json", *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return {row["name"]: row["position"] for row in json.loads(done.stdout)}
 
 
 def free_port() -> int:

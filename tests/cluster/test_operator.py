@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from operator_harness import RunningSampler, metric, wait_until
+from operator_harness import RunningSampler, metric, queue_positions, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -69,7 +69,9 @@ def test_pdf_export(exportjobs, start_operator, devcluster, namespace):
     assert manifest["sha256"] == status["sha256"] and manifest["rows"] == 2_000
 
 
-def test_twenty_exports_never_run_more_than_the_limit_and_go_by_priority(exportjobs, start_operator):
+def test_twenty_exports_never_run_more_than_the_limit_and_go_by_priority(
+    exportjobs, start_operator, devcluster, namespace
+):
     # Created before the operator starts, so that all twenty compete for the first slots.
     priorities = {f"e{i:02d}": (i % 4) * 10 for i in range(20)}
     for name, priority in priorities.items():
@@ -77,13 +79,16 @@ def test_twenty_exports_never_run_more_than_the_limit_and_go_by_priority(exportj
 
     with RunningSampler(exportjobs) as sampler:
         operator = start_operator(max_concurrent=3, max_concurrent_per_namespace=3)
-        # While exports wait, their queue positions are visible and the gauge agrees.
-        queued = wait_until(
+        # While exports wait, `exportjob queue` numbers them 1..n, higher priority first.
+        wait_until(
             lambda: [e for e in exportjobs.list() if (e.get("status") or {}).get("phase") == "Queued"],
             30,
             "queued exports",
         )
-        assert all(e["status"]["queuePosition"] >= 1 for e in queued)
+        positions = queue_positions(devcluster.kubeconfig, namespace)
+        assert sorted(positions.values()) == list(range(1, len(positions) + 1))
+        by_position = sorted(positions, key=positions.__getitem__)
+        assert [priorities[n] for n in by_position] == sorted((priorities[n] for n in by_position), reverse=True)
         items = exportjobs.wait_all_finished(timeout=300)
 
     assert sampler.samples > 20
@@ -154,9 +159,10 @@ def test_deleting_queued_and_running_exports_frees_their_slots(exportjobs, start
     exportjobs.wait_for_phase("long", "Running")
     # creationTimestamp has one-second resolution and ties go by name: the names fix the order.
     exportjobs.create("a-queued", synthetic(10, "queued.csv"))
-    assert exportjobs.wait_for_phase("a-queued", "Queued")["queuePosition"] == 1
+    exportjobs.wait_for_phase("a-queued", "Queued")
     exportjobs.create("b-next", synthetic(10, "next.csv"))
-    assert exportjobs.wait_for_phase("b-next", "Queued")["queuePosition"] == 2
+    exportjobs.wait_for_phase("b-next", "Queued")
+    assert queue_positions(devcluster.kubeconfig, namespace) == {"a-queued": 1, "b-next": 2}
     levels = wait_until(
         lambda: (s := operator.metrics()) and metric(s, "exportjob_queue_depth") == 2 and s, 15, "queue depth 2"
     )

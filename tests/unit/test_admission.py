@@ -1,83 +1,90 @@
-"""Admission decisions: limits, priority, age, fairness between namespaces, queue positions."""
+"""Admission order: priority within a namespace, fair shares across namespaces, limits never exceeded."""
+
+from collections import Counter
 
 import pytest
 
-from exportjob.controller.admission import Limits, Waiting, plan_admission
+from exportjob.controller.admission import FairQueue, Limits, QueueEntry, service_order
 
 
-def waiting(namespace: str, name: str, priority: int = 0, second: int = 0) -> Waiting:
-    return Waiting(namespace, name, priority, f"2026-01-01T00:00:{second:02d}Z", uid=f"uid-{namespace}-{name}")
+def entry(ns: str, name: str, priority: int = 0, created: str = "2026-01-01T00:00:00Z") -> QueueEntry:
+    return QueueEntry(ns, name, uid=f"{ns}/{name}", priority=priority, created=created)
 
 
-def names(plan) -> list[str]:
-    return [w.name for w in plan.admit]
+def t(second: int) -> str:
+    return f"2026-01-01T00:00:{second:02d}Z"
 
 
-def test_admits_up_to_the_global_limit_oldest_first():
-    queue = [waiting("a", f"e{i}", second=i) for i in range(6)]
-    plan = plan_admission(reversed(queue), {}, Limits(total=3, per_namespace=10))
-    assert names(plan) == ["e0", "e1", "e2"]
-    assert plan.positions == {("a", "e3"): 1, ("a", "e4"): 2, ("a", "e5"): 3}
-    assert plan.queue_depth == 3
+def admit_all(queue: FairQueue, running: Counter[str], limits: Limits) -> list[str]:
+    """What the reconciler does with free slots: pop until full (counting each admitted as running)."""
+    admitted = []
+    while sum(running.values()) < limits.total:
+        chosen = queue.next_to_admit(running, limits)
+        if chosen is None:
+            break
+        queue.discard(chosen.uid)
+        running[chosen.namespace] += 1
+        admitted.append(chosen.uid)
+    return admitted
 
 
-def test_running_exports_hold_their_slots():
-    plan = plan_admission([waiting("a", "x")], {"a": 2, "b": 1}, Limits(total=3, per_namespace=10))
-    assert plan.admit == ()
-    assert plan.positions == {("a", "x"): 1}
+def test_priority_orders_a_namespace_then_age_then_name():
+    queue = FairQueue([entry("a", "old", 0, t(1)), entry("a", "urgent", 10, t(5)), entry("a", "b", 0, t(1))])
+    assert admit_all(queue, Counter(), Limits(10, 10)) == ["a/urgent", "a/b", "a/old"]
 
 
-def test_higher_priority_first_then_age():
-    queue = [waiting("a", "old", 0, 1), waiting("a", "urgent", 10, 9), waiting("a", "low", -5, 0)]
-    plan = plan_admission(queue, {}, Limits(total=1, per_namespace=5))
-    assert names(plan) == ["urgent"]
-    assert plan.positions == {("a", "old"): 1, ("a", "low"): 2}
+def test_a_high_priority_burst_cannot_starve_another_namespace():
+    # Issue 8: B queued first at priority 0 while A keeps sending priority-1000 exports (limits 5/5).
+    limits = Limits(5, 5)
+    queue = FairQueue([entry("b", "patient", 0, t(0))] + [entry("a", f"x{i}", 1000, t(i + 1)) for i in range(20)])
+    running = Counter({"a": 5})
+    assert admit_all(queue, running, limits) == []  # full
+    running["a"] -= 1  # one of A's exports finishes
+    assert admit_all(queue, running, limits) == ["b/patient"]
 
 
-def test_per_namespace_limit_lets_other_namespaces_through():
-    queue = [waiting("busy", f"b{i}", second=i) for i in range(5)] + [waiting("quiet", "q", second=30)]
-    plan = plan_admission(queue, {}, Limits(total=4, per_namespace=2))
-    assert sorted(names(plan)) == ["b0", "b1", "q"]  # the fourth slot stays free: busy is at its limit
-    assert plan.positions[("busy", "b2")] == 1
+def test_free_slots_are_shared_in_proportion_to_weights():
+    limits = Limits(6, 6, weights={"big": 2.0})
+    queue = FairQueue([entry("big", f"b{i}", created=t(i)) for i in range(10)])
+    for i in range(10):
+        queue.push(entry("small", f"s{i}", created=t(i)))
+    admitted = Counter(uid.split("/")[0] for uid in admit_all(queue, Counter(), limits))
+    assert admitted == Counter({"big": 4, "small": 2})
 
 
-def test_a_flooding_namespace_cannot_starve_a_later_one():
-    flood = [waiting("flood", f"f{i:03d}", second=i % 60) for i in range(200)]
-    late = waiting("late", "one", second=59)
-    plan = plan_admission([*flood, late], {"flood": 3}, Limits(total=4, per_namespace=4))
-    # One free slot: the namespace with nothing running gets it despite being younger.
-    assert names(plan) == ["one"]
+def test_limits_are_never_exceeded():
+    limits = Limits(total=4, per_namespace=2)
+    queue = FairQueue([entry(ns, f"e{i}", created=t(i)) for ns in "abc" for i in range(5)])
+    running = Counter({"a": 2})
+    admitted = admit_all(queue, running, limits)
+    assert len(admitted) == 2 and all(not uid.startswith("a/") for uid in admitted)
+    assert max(running.values()) <= 2 and sum(running.values()) == 4
 
 
-def test_positions_follow_the_service_order_across_namespaces():
-    queue = [waiting("a", "a1", second=1), waiting("a", "a2", second=2), waiting("b", "b1", second=3)]
-    plan = plan_admission(queue, {"a": 1}, Limits(total=1, per_namespace=5))
-    assert plan.admit == ()
-    # b has nothing running, so b1 is served before a's second export.
-    assert plan.positions == {("b", "b1"): 1, ("a", "a1"): 2, ("a", "a2"): 3}
+def test_the_namespace_waiting_longest_wins_a_tie():
+    queue = FairQueue([entry("late", "x", created=t(9)), entry("early", "y", created=t(1))])
+    assert queue.next_to_admit(Counter(), Limits(1, 1)).uid == "early/y"
 
 
-def test_never_over_admits_whatever_the_queue():
-    import random
-
-    rng = random.Random(7)
-    for _ in range(200):
-        limits = Limits(total=rng.randint(1, 6), per_namespace=rng.randint(1, 6))
-        running = {ns: rng.randint(0, 3) for ns in "abc"}
-        queue = [
-            waiting(rng.choice("abc"), f"e{i}", rng.randint(-1, 1), rng.randint(0, 59))
-            for i in range(rng.randint(0, 15))
-        ]
-        plan = plan_admission(queue, running, limits)
-        total_before = sum(running.values())
-        assert len(plan.admit) <= max(0, limits.total - total_before)
-        for ns in "abc":
-            admitted_here = sum(1 for w in plan.admit if w.namespace == ns)
-            assert admitted_here == 0 or running[ns] + admitted_here <= limits.per_namespace
-        assert len(plan.admit) + plan.queue_depth == len(queue)
-        assert sorted(plan.positions.values()) == list(range(1, plan.queue_depth + 1))
+def test_discarded_and_repushed_entries_are_not_served_twice():
+    queue = FairQueue([entry("a", "x", created=t(1)), entry("a", "y", created=t(2))])
+    queue.discard("a/x")
+    queue.push(entry("a", "y", created=t(2)))  # unchanged: no duplicate
+    assert len(queue) == 1
+    assert admit_all(queue, Counter(), Limits(5, 5)) == ["a/y"]
+    assert queue.next_to_admit(Counter(), Limits(5, 5)) is None
 
 
-def test_limits_must_be_positive():
+def test_service_order_numbers_every_waiting_export_by_the_same_rule():
+    waiting = [entry("a", f"a{i}", 1000, t(i)) for i in range(3)] + [entry("b", "b0", 0, t(30))]
+    order = [e.uid for e in service_order(waiting, Counter({"a": 1}), Limits(10, 2))]
+    # b has nothing running, so it goes first despite its priority; a's own order is by priority then age;
+    # once a is at its limit (2) the rest follow in the same order.
+    assert order == ["b/b0", "a/a0", "a/a1", "a/a2"]
+
+
+def test_limits_reject_nonsense():
     with pytest.raises(ValueError):
-        Limits(total=0, per_namespace=1)
+        Limits(0, 1)
+    with pytest.raises(ValueError):
+        Limits(1, 1, weights={"a": 0})

@@ -43,7 +43,7 @@ def test_names_printer_columns_and_status_subresource():
     assert version["subresources"] == {"status": {}}
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
     assert columns["Status"]["jsonPath"] == ".status.phase"
-    assert columns["Queue"]["priority"] == 1  # wide only
+    assert "Queue" not in columns  # positions are computed on demand (exportjob queue), not stored
     assert {"Format", "Rows", "Size", "Age"} <= set(columns)
 
 

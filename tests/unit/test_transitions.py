@@ -7,9 +7,9 @@ from exportjob.status import ExportJobStatus
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z", "2026-01-01T00:01:00Z"
 
 
-def test_queued_then_requeued_keeps_transition_time_and_patches_only_the_position():
-    first = transitions.queued(ExportJobStatus(), position=3, now=T0, generation=1)
-    again = transitions.queued(first, position=2, now=T1, generation=1)
+def test_queueing_again_is_a_no_op_and_keeps_the_transition_time():
+    first = transitions.queued(ExportJobStatus(), now=T0, generation=1)
+    again = transitions.queued(first, now=T1, generation=1)
     (condition,) = again.conditions
     assert (condition.type, condition.status, condition.reason, condition.last_transition_time) == (
         "Admitted",
@@ -17,18 +17,17 @@ def test_queued_then_requeued_keeps_transition_time_and_patches_only_the_positio
         "Queued",
         T0,
     )
-    patch = transitions.status_patch(first.to_wire(), again.to_wire())
-    assert set(patch) == {"queuePosition", "conditions"} and patch["queuePosition"] == 2
-    assert transitions.status_patch(again.to_wire(), again.to_wire()) == {}
+    # No position is written: it would change on every admission (docs/operator.md, "The queue").
+    assert "queuePosition" not in again.to_wire()
+    assert transitions.status_patch(first.to_wire(), again.to_wire()) == {}
 
 
-def test_admission_clears_the_queue_position_with_a_null_in_the_patch():
-    queued = transitions.queued(ExportJobStatus(), position=1, now=T0, generation=1)
+def test_admission_moves_the_admitted_condition_and_keeps_the_queue_time():
+    queued = transitions.queued(ExportJobStatus(), now=T0, generation=1)
     running = transitions.admitted(
         queued, job_name="exportjob-a-1", claim="exports", path="a.csv", now=T1, generation=1
     )
     assert running.phase == "Running" and running.admitted_at == T1 and running.queued_at == T0
-    assert transitions.status_patch(queued.to_wire(), running.to_wire())["queuePosition"] is None
     assert running.condition("Admitted").last_transition_time == T1
 
 

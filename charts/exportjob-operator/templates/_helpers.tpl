@@ -121,8 +121,9 @@ The operator's RBAC rules, derived from operator/exportjob/controller/kube.py
 (cluster-wide mode) and by each namespace's Role (watchNamespaces mode).
 */}}
 {{- define "exportjob-operator.rbacRules" -}}
-# ExportJobs: list (admission counts every request), watch (Kopf's event stream),
-# patch (the exportjob.io/finished label, so finished exports drop out of the list).
+# ExportJobs: watch (the operator's state comes from the watch stream), list (at
+# start, on taking the lead, on resync), patch (the exportjob.io/finished label, so
+# finished exports drop out of the watch).
 - apiGroups: ["exportjob.io"]
   resources: ["exportjobs"]
   verbs: ["list", "watch", "patch"]
@@ -131,10 +132,11 @@ The operator's RBAC rules, derived from operator/exportjob/controller/kube.py
   resources: ["exportjobs/status"]
   verbs: ["patch"]
 # Worker Jobs: list/watch to count running exports, create, get to adopt an
-# existing one after a restart, delete when its ExportJob is gone.
+# existing one after a restart, delete when its ExportJob is gone, patch (the
+# exportjob.io/finished label, so finished Jobs drop out of the watch).
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
 # The worker's result is the termination message of its Pod.
 - apiGroups: [""]
   resources: ["pods"]

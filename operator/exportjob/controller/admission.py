@@ -1,104 +1,150 @@
-"""Admission: which waiting exports may start now, and everyone's place in the queue.
+"""Admission: which ready export gets the next free slot. Pure.
 
-This is the one place where admission is decided. The reconciler feeds it what
-it has just listed from the API server (the waiting ExportJobs and how many
-worker Jobs are unfinished in each namespace) and gets back the exports to start
-and the queue position of every export left waiting. Being a pure function of
-the cluster's state, it gives the same answer after an operator restart as
-before it, and because the reconciler calls it from a single loop, a burst of
-creations cannot be admitted twice over.
+The rule (docs/operator.md, "Admission and the queue"):
 
-Order: higher `spec.priority` first. Among equal priorities the namespace with
-the fewest exports running goes first (so a namespace that queued a thousand
-exports cannot starve one that queued a single export later), then the older
-export, then the name (a total order, so positions are stable).
+* Within a namespace, exports are served by `spec.priority` (higher first),
+  then age (older first), then name. Priority is set by whoever creates the
+  ExportJob, so it only orders that namespace's own exports.
+* Across namespaces, free slots are shared fairly: the next slot goes to the
+  namespace with the fewest running exports relative to its weight
+  (`running / weight`, weights from the operator's settings, default 1), ties
+  broken by the age of the namespace's first waiting export. A namespace that
+  sends a thousand priority-1000 exports cannot hold back another namespace's
+  single priority-0 export for longer than one free slot.
+* Never more than `Limits.total` running cluster-wide nor `Limits.per_namespace`
+  in one namespace; a slot is free only once its Job has finished or is gone.
+
+`FairQueue` keeps the ready exports in one heap per namespace, so admitting the
+next export costs O(namespaces + log n), not O(queue): the reconciler feeds it
+as exports become ready and pops from it as slots free up. `service_order`
+runs the same rule forward over a whole queue to number every waiting export;
+that is what `exportjob queue` prints, computed on demand from one LIST instead
+of being written into every object on every shift of the queue.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+Rank = tuple[int, str, str]  # (-priority, created, name): the order within one namespace
 
-@dataclass(frozen=True, order=True)
-class Waiting:
-    """An export that is ready to run (its claim and secrets exist) but has no slot."""
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """An export that is ready to run (its claim and Secrets exist) and waits for a slot."""
 
     namespace: str
     name: str
+    uid: str
     priority: int = 0
     created: str = ""  # RFC 3339 creationTimestamp; sorts chronologically as a string
-    uid: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    @property
+    def rank(self) -> Rank:
+        return (-self.priority, self.created, self.name)
 
 
 @dataclass(frozen=True)
 class Limits:
     total: int
     per_namespace: int
+    weights: Mapping[str, float] = field(default_factory=dict)  # namespace -> share weight (default 1)
 
     def __post_init__(self) -> None:
         if self.total < 1 or self.per_namespace < 1:
             raise ValueError("limits must be at least 1")
+        if any(weight <= 0 for weight in self.weights.values()):
+            raise ValueError("namespace weights must be positive")
+
+    def weight(self, namespace: str) -> float:
+        return self.weights.get(namespace, 1.0)
 
 
-@dataclass(frozen=True)
-class AdmissionPlan:
-    admit: tuple[Waiting, ...]
-    # 1-based queue position of each export that stays waiting, by (namespace, name).
-    positions: Mapping[tuple[str, str], int] = field(default_factory=dict)
+class FairQueue:
+    """Ready exports: one heap per namespace, ordered by rank; removal is lazy (O(1))."""
 
-    @property
-    def queue_depth(self) -> int:
-        return len(self.positions)
+    def __init__(self, entries: Iterable[QueueEntry] = ()) -> None:
+        self._heaps: dict[str, list[tuple[Rank, str]]] = {}
+        self._live: dict[str, QueueEntry] = {}  # uid -> entry
+        for entry in entries:
+            self.push(entry)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._live
+
+    def entries(self) -> list[QueueEntry]:
+        return list(self._live.values())
+
+    def push(self, entry: QueueEntry) -> None:
+        if self._live.get(entry.uid) == entry:
+            return
+        self._live[entry.uid] = entry
+        heap = self._heaps.setdefault(entry.namespace, [])
+        heapq.heappush(heap, (entry.rank, entry.uid))
+        if len(heap) > 64 and len(heap) > 4 * sum(1 for e in self._live.values() if e.namespace == entry.namespace):
+            self._compact(entry.namespace)
+
+    def discard(self, uid: str) -> None:
+        self._live.pop(uid, None)
+
+    def head(self, namespace: str) -> QueueEntry | None:
+        """The namespace's next export (stale heap items are dropped on the way)."""
+        heap = self._heaps.get(namespace)
+        while heap:
+            rank, uid = heap[0]
+            entry = self._live.get(uid)
+            if entry is not None and entry.namespace == namespace and entry.rank == rank:
+                return entry
+            heapq.heappop(heap)
+        self._heaps.pop(namespace, None)
+        return None
+
+    def next_to_admit(self, running: Mapping[str, int], limits: Limits) -> QueueEntry | None:
+        """The export the next free slot goes to, or None (queue empty or every namespace at its limit)."""
+        best: tuple[float, str, str] | None = None
+        chosen: QueueEntry | None = None
+        for namespace in list(self._heaps):
+            if running.get(namespace, 0) >= limits.per_namespace:
+                continue
+            head = self.head(namespace)
+            if head is None:
+                continue
+            key = (running.get(namespace, 0) / limits.weight(namespace), head.created, namespace)
+            if best is None or key < best:
+                best, chosen = key, head
+        return chosen
+
+    def _compact(self, namespace: str) -> None:
+        live = [(e.rank, e.uid) for e in self._live.values() if e.namespace == namespace]
+        heapq.heapify(live)
+        self._heaps[namespace] = live
 
 
-def _service_order(waiting: Iterable[Waiting], running: Counter[str], per_namespace: int) -> list[Waiting]:
-    """The order in which `waiting` would be served if slots kept freeing up.
+def service_order(waiting: Iterable[QueueEntry], running: Mapping[str, int], limits: Limits) -> list[QueueEntry]:
+    """The order in which `waiting` would be admitted if slots kept freeing up and nothing else arrived.
 
-    Greedy: each step picks the best export whose namespace is under its limit,
-    counting the ones already picked as running. Exports of namespaces at their
-    limit are served after everyone else, in the same order.
+    Runs the admission rule forward, counting each export picked as running.
+    Once every waiting namespace is at its own limit, the rest follow in the
+    same fair order (they wait for their namespace's exports to finish).
     """
-    queues: dict[str, deque[Waiting]] = {}
-    for item in sorted(waiting, key=lambda w: (-w.priority, w.created, w.name)):
-        queues.setdefault(item.namespace, deque()).append(item)
-    counts = Counter(running)
-    order: list[Waiting] = []
-    while queues:
-        heads = [queue[0] for queue in queues.values()]
-        eligible = [w for w in heads if counts[w.namespace] < per_namespace] or heads
-        best = min(eligible, key=lambda w: (-w.priority, counts[w.namespace], w.created, w.namespace, w.name))
-        order.append(best)
-        queues[best.namespace].popleft()
-        if not queues[best.namespace]:
-            del queues[best.namespace]
-        counts[best.namespace] += 1
+    queue = FairQueue(waiting)
+    counts: Counter[str] = Counter({ns: n for ns, n in running.items() if n > 0})
+    relaxed = Limits(total=limits.total, per_namespace=10**9, weights=limits.weights)
+    order: list[QueueEntry] = []
+    while len(queue):
+        entry = queue.next_to_admit(counts, limits) or queue.next_to_admit(counts, relaxed)
+        assert entry is not None  # the relaxed limits admit any non-empty queue
+        order.append(entry)
+        queue.discard(entry.uid)
+        counts[entry.namespace] += 1
     return order
-
-
-def plan_admission(
-    waiting: Iterable[Waiting], running_by_namespace: Mapping[str, int], limits: Limits
-) -> AdmissionPlan:
-    """Decide which exports start now; number the rest.
-
-    `running_by_namespace` counts every unfinished worker Job, including those
-    of exports being deleted: a slot is free only once its Job is gone.
-    """
-    running = Counter({ns: count for ns, count in running_by_namespace.items() if count > 0})
-    free = limits.total - sum(running.values())
-    admit: list[Waiting] = []
-    left: list[Waiting] = []
-    for candidate in _service_order(waiting, running, limits.per_namespace):
-        if free > 0 and running[candidate.namespace] < limits.per_namespace:
-            admit.append(candidate)
-            running[candidate.namespace] += 1
-            free -= 1
-        else:
-            left.append(candidate)
-    positions = {w.key: index for index, w in enumerate(_service_order(left, running, limits.per_namespace), start=1)}
-    return AdmissionPlan(admit=tuple(admit), positions=positions)

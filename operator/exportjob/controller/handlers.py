@@ -1,15 +1,19 @@
-"""Kopf registrations: watch ExportJobs and worker Jobs, and wake the reconciler on every change.
+"""Kopf registrations: watch unfinished ExportJobs and worker Jobs; hand every event to the reconciler.
 
 The handlers are deliberately thin. Kopf gives the operator its watch streams
 (with reconnects and timeouts), credentials, the liveness endpoint and signal
-handling; all decisions are taken by the single reconcile loop
-(`exportjob.controller.reconciler`), which rebuilds status from the state of
-the world. Because only `on.event` handlers are registered, Kopf keeps no
-per-object handler state: it adds no finalizers (deleting an ExportJob never
-waits for the operator) and writes nothing into `status`, which the CRD's
-structural schema would prune anyway. Progress and diff-base storage are still
-set explicitly, to annotations under our own prefix, so that any handler added
-later cannot clobber our status or be pruned from it.
+handling; the reconciler (`exportjob.controller.reconciler`) keeps its picture
+of the cluster from the events handed over here and takes every decision in
+one loop. The watches carry a server-side label selector
+(`!exportjob.io/finished`), so finished exports and their Jobs never reach the
+operator at all: its memory and work do not grow with history.
+
+Because only `on.event` handlers are registered, Kopf keeps no per-object
+handler state: it adds no finalizers (deleting an ExportJob never waits for the
+operator) and writes nothing into `status`, which the CRD's structural schema
+would prune anyway. Progress and diff-base storage are still set explicitly,
+to annotations under our own prefix, so that any handler added later cannot
+clobber our status or be pruned from it.
 """
 
 from __future__ import annotations
@@ -19,19 +23,27 @@ from typing import Any
 
 import kopf
 
-from exportjob.controller.manifests import LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY
+from exportjob.controller.loop import LoopRunner
+from exportjob.controller.manifests import (
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    UNFINISHED_SELECTOR,
+    UNFINISHED_WORKER_JOB_SELECTOR,
+)
 from exportjob.controller.reconciler import Reconciler
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 
 _reconciler: Reconciler | None = None
+_loop: LoopRunner | None = None
 
 
-def install(reconciler: Reconciler) -> None:
-    """Give the handlers the reconciler to wake (called once by `main` before Kopf starts)."""
-    global _reconciler
-    _reconciler = reconciler
+def install(reconciler: Reconciler, loop: LoopRunner) -> None:
+    """Give the handlers the reconciler to feed and its loop (called once by `main` before Kopf starts)."""
+    global _reconciler, _loop
+    _reconciler, _loop = reconciler, loop
 
 
 @kopf.on.startup()
@@ -52,24 +64,27 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # No cluster-wide scans of CRDs or Namespaces: the watched resources and namespaces are fixed,
     # so the operator needs no RBAC on them.
     settings.scanning.disabled = True
-    assert _reconciler is not None, "handlers.install() must run before the operator starts"
-    _reconciler.start()
-    _reconciler.wake()
+    # Server-side filters: only unfinished exports and their unfinished worker Jobs are ever sent.
+    settings.watching.label_selectors[API_GROUP, PLURAL] = UNFINISHED_SELECTOR
+    settings.watching.label_selectors["batch", "jobs"] = UNFINISHED_WORKER_JOB_SELECTOR
+    assert _loop is not None, "handlers.install() must run before the operator starts"
+    _loop.start()
+    _loop.wake()
 
 
 @kopf.on.cleanup()
 def shutdown(**_: Any) -> None:
-    if _reconciler is not None:
-        _reconciler.stop()
+    if _loop is not None:
+        _loop.stop()
 
 
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
-def exportjob_changed(**_: Any) -> None:
+async def exportjob_changed(event: kopf.RawEvent, **_: Any) -> None:
     if _reconciler is not None:
-        _reconciler.wake()
+        _reconciler.observe("exportjob", event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_COMPONENT: "worker"})
-def worker_job_changed(**_: Any) -> None:
+async def worker_job_changed(event: kopf.RawEvent, **_: Any) -> None:
     if _reconciler is not None:
-        _reconciler.wake()
+        _reconciler.observe("job", event.get("type"), dict(event["object"]))

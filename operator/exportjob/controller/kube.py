@@ -9,7 +9,7 @@ RBAC this module needs (the chart grants exactly this, and tests/tools/test_char
 checks the two agree): exportjobs list/watch/patch (patch: the `finished` label),
 exportjobs/status patch; leases get/create/update (in the operator's own
 namespace, for leader election); jobs
-get/list/watch/create/delete (get: adopting an existing Job); pods list;
+get/list/watch/create/delete/patch (get: adopting an existing Job; patch: the `finished` label); pods list;
 persistentvolumeclaims get; serviceaccounts get; secrets get (only to check that a referenced key
 exists; values are never read into logs or status); events create.
 """
@@ -50,6 +50,18 @@ def _body(manifest: dict[str, Any]) -> Any:
     return manifest
 
 
+def _merge(listings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    items = [item for listing in listings for item in listing["items"]]
+    versions = [listing["metadata"].get("resourceVersion", "") for listing in listings]
+    numeric = [int(v) for v in versions if v.isdigit()]
+    return items, str(min(numeric)) if numeric else ""
+
+
+def controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    """`obj` has a controller ownerReference to `uid`."""
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -63,19 +75,24 @@ class KubeApi:
         self.coordination = client.CoordinationV1Api(api_client)
 
     # --- ExportJobs -------------------------------------------------------
-    def list_exportjobs(self, label_selector: str) -> list[dict[str, Any]]:
+    def list_exportjobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+        """The matching ExportJobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
         if not self.namespaces:
-            response = self.custom.list_cluster_custom_object(
-                API_GROUP, API_VERSION, PLURAL, label_selector=label_selector, _preload_content=False
+            response = _data(
+                self.custom.list_cluster_custom_object(
+                    API_GROUP, API_VERSION, PLURAL, label_selector=label_selector, _preload_content=False
+                )
             )
-            return _data(response)["items"]
-        items: list[dict[str, Any]] = []
-        for namespace in self.namespaces:
-            response = self.custom.list_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, PLURAL, label_selector=label_selector, _preload_content=False
+            return response["items"], response["metadata"].get("resourceVersion", "")
+        listings = [
+            _data(
+                self.custom.list_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, PLURAL, label_selector=label_selector, _preload_content=False
+                )
             )
-            items += _data(response)["items"]
-        return items
+            for namespace in self.namespaces
+        ]
+        return _merge(listings)
 
     def label_exportjob(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched)."""
@@ -112,16 +129,26 @@ class KubeApi:
             raise
 
     # --- worker Jobs ------------------------------------------------------
-    def list_jobs(self, label_selector: str) -> list[dict[str, Any]]:
+    def list_jobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+        """The matching Jobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
         if not self.namespaces:
-            return _data(self.batch.list_job_for_all_namespaces(label_selector=label_selector, _preload_content=False))[
-                "items"
-            ]
-        items: list[dict[str, Any]] = []
-        for namespace in self.namespaces:
-            response = self.batch.list_namespaced_job(namespace, label_selector=label_selector, _preload_content=False)
-            items += _data(response)["items"]
-        return items
+            response = _data(
+                self.batch.list_job_for_all_namespaces(label_selector=label_selector, _preload_content=False)
+            )
+            return response["items"], response["metadata"].get("resourceVersion", "")
+        listings = [
+            _data(self.batch.list_namespaced_job(namespace, label_selector=label_selector, _preload_content=False))
+            for namespace in self.namespaces
+        ]
+        return _merge(listings)
+
+    def label_job(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Merge-patch labels onto a worker Job (the `finished` label drops it out of the operator's watch)."""
+        try:
+            self.batch.patch_namespaced_job(name, namespace, {"metadata": {"labels": labels}}, _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
     def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create the Job, or adopt the existing one of the same name and owner. Returns (job, created)."""
@@ -148,11 +175,17 @@ class KubeApi:
             if error.status != 404:
                 raise
 
-    def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+    def list_job_pods(self, namespace: str, job: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Pods the Job controller made for `job`: selected by the Job's uid, controller ownerReference checked.
+
+        Never by the `job-name` label alone: anyone who may create Pods in the
+        namespace could make one with that label and a forged result.
+        """
+        uid = job["metadata"]["uid"]
         response = self.core.list_namespaced_pod(
-            namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}", _preload_content=False
+            namespace, label_selector=f"batch.kubernetes.io/controller-uid={uid}", _preload_content=False
         )
-        return _data(response)["items"]
+        return [pod for pod in _data(response)["items"] if controlled_by(pod, uid)]
 
     # --- prerequisites ------------------------------------------------------
     def claim_exists(self, namespace: str, name: str) -> bool:

@@ -16,6 +16,7 @@ from prometheus_client import disable_created_metrics
 from exportjob.controller import handlers
 from exportjob.controller.kube import KubeApi, load_client_configuration
 from exportjob.controller.leader import LeaderElector
+from exportjob.controller.loop import LoopRunner
 from exportjob.controller.metrics import Metrics
 from exportjob.controller.reconciler import Reconciler
 from exportjob.controller.settings import SettingsError, load_settings
@@ -104,7 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("leader election", extra={"lease": f"{namespace}/{settings.lease_name}", "identity": leader.identity})
     else:
         metrics.leader.set(1)
-    handlers.install(Reconciler(api, settings, metrics, leader=leader))
+    reconciler = Reconciler(api, settings, metrics)
+    loop = LoopRunner(
+        reconciler,
+        interval=settings.renew_interval,
+        metrics=metrics,
+        leader=leader,
+        renew_every=settings.lease_renew_seconds,
+    )
+    reconciler.wake = loop.wake
+    handlers.install(reconciler, loop)
     kopf.run(
         standalone=True,  # one active replica (Deployment strategy Recreate); no peering objects needed
         clusterwide=settings.clusterwide,

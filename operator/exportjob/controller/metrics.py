@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from exportjob.reasons import failure_reason
+
 FORMATS = ("csv", "pdf")
 RESULTS = ("succeeded", "failed")
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
@@ -88,7 +90,8 @@ class Metrics:
             self.rows.labels(fmt).inc(rows or 0)
             self.output_bytes.labels(fmt).inc(size or 0)
         else:
-            self.failures.labels(fmt, reason or "Unknown").inc()
+            # The label's values are the members of one enum: a bounded set, whatever a worker reports.
+            self.failures.labels(fmt, str(failure_reason(reason))).inc()
         if duration_seconds is not None:
             self.duration.labels(fmt).observe(duration_seconds)
         if peak_memory_bytes:

@@ -12,6 +12,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from exportjob.reasons import Reason, failure_reason
+
+# The worker's message is untrusted text: bounded before it reaches status and events.
+MAX_MESSAGE = 1024
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -72,7 +77,10 @@ def _crash_message(terminated: dict[str, Any] | None) -> str:
     code = terminated.get("exitCode")
     detail = terminated.get("reason") or "Error"
     if code is not None and code >= 128:
-        return f"the worker was killed by signal {code - 128} ({detail}); if it was OOMKilled, raise the worker memory limit"
+        return (
+            f"the worker was killed by signal {code - 128} ({detail}); "
+            "if it was OOMKilled, raise the worker memory limit"
+        )
     return f"the worker exited with code {code} ({detail}) without reporting a result; see its logs"
 
 
@@ -90,7 +98,7 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
             return Outcome("Succeeded", result=result, completion_time=completion, **common)
         return Outcome(
             "Failed",
-            reason="WorkerCrashed",
+            reason=Reason.WORKER_CRASHED,
             completion_time=completion,
             message="the worker Job completed but its Pod reported no result",
             **common,
@@ -104,7 +112,7 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
             limit = (job.get("spec") or {}).get("activeDeadlineSeconds")
             return Outcome(
                 "Failed",
-                reason="DeadlineExceeded",
+                reason=Reason.DEADLINE_EXCEEDED,
                 completion_time=completion,
                 result=result,
                 message=f"the export did not finish within activeDeadlineSeconds={limit}; raise it or export less",
@@ -113,8 +121,8 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
         if result.get("ok") is False and result.get("reason"):
             return Outcome(
                 "Failed",
-                reason=str(result["reason"]),
-                message=str(result.get("message") or ""),
+                reason=failure_reason(result["reason"]),
+                message=str(result.get("message") or "")[:MAX_MESSAGE],
                 completion_time=completion,
                 result=result,
                 **common,
@@ -122,7 +130,7 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
         if job_reason == "BackoffLimitExceeded":
             return Outcome(
                 "Failed",
-                reason="WorkerCrashed",
+                reason=Reason.WORKER_CRASHED,
                 completion_time=completion,
                 result=result,
                 message=f"retries exhausted after {attempts} attempts: {_crash_message(terminated)}",
@@ -130,7 +138,7 @@ def observe_job(job: dict[str, Any], pods: list[dict[str, Any]]) -> Outcome:
             )
         return Outcome(
             "Failed",
-            reason="WorkerCrashed",
+            reason=Reason.WORKER_CRASHED,
             completion_time=completion,
             result=result,
             message=f"{job_reason or 'the Job failed'}: {_crash_message(terminated)}",

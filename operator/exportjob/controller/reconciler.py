@@ -1,63 +1,71 @@
-"""The reconcile loop: list the world, rebuild every ExportJob's status from it, admit what fits.
+"""The reconciler: observe (watch events into a store), decide (one pure table), act (API writes).
 
-One loop, in one thread, makes every decision: Kopf's watch handlers only wake
-it. Each pass reads the unfinished ExportJobs (finished ones carry the label
-`exportjob.io/finished` and are not listed) and the worker Jobs straight from the
-API server and then, in numbered steps:
+One thread makes every decision (`loop.LoopRunner` runs the passes); Kopf's
+watch handlers only hand their events to `observe`. The state comes from the
+watch streams of unfinished ExportJobs and worker Jobs (`store.ClusterState`),
+so a pass costs O(what changed), not O(everything): a full LIST happens only
+at start, on taking the lead, every `full_resync_seconds` and after a failed
+pass. Each pass, in numbered steps:
 
-1. Deletes worker Jobs whose ExportJob is gone (the garbage collector would too;
-   this frees their slots sooner). They count as running until they are gone.
-2. For each unfinished ExportJob: if its worker Job exists, follows it (Running,
-   or finished → terminal status, event, metrics); if not, checks what it needs
-   (claim, Secrets) and either marks it Waiting or puts it in the queue.
-3. Asks `admission.plan_admission` which queued exports start now, creates
-   their Jobs (adopting any that already exist), and writes every other queued
-   export's position.
-4. Sets the level gauges from what it just counted.
+1. Re-list if due; fold the new watch events into the store; every ExportJob
+   they touched is "dirty". Waiting exports are rechecked every `resync_seconds`.
+2. Deleted ExportJobs: delete their worker Jobs (the garbage collector would
+   too; this frees the slot sooner). A Job holds its slot until it is gone.
+3. For each dirty export, `decide` (controller/decide.py) says what to do:
+   label, fail, follow or finish its Job, wait for a prerequisite, or queue.
+4. Admission: while a slot is free, the fair queue (controller/admission.py)
+   names the next export; its slot is reserved in the store before its Job is
+   created, so nothing is admitted twice, and adopted if it already exists.
+5. Writes go out in parallel (`api_parallelism`); their results are folded
+   back into the store, so the next pass does not act on what it wrote.
+6. The level gauges are set from the store.
 
 Every status write carries the resourceVersion it was computed from, so a write
-based on a stale read fails with a conflict instead of undoing a newer state,
-and an export's terminal transition, which is where metrics are counted,
-happens exactly once.
+based on a stale picture fails with a conflict instead of undoing a newer
+state, and the write that makes an export terminal — where its metrics are
+counted — happens exactly once. Queue positions are not written into objects
+(each admission would shift them all); `exportjob queue` computes them on demand.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from exportjob.controller import transitions
-from exportjob.controller.admission import Limits, Waiting, plan_admission
+from exportjob.controller.admission import FairQueue, Limits, QueueEntry
+from exportjob.controller.decide import FailInvalid, Finish, Follow, Label, Queue, Skip, Wait, decide
 from exportjob.controller.errors import Conflict, NotOurs
+from exportjob.controller.events import events_for
 from exportjob.controller.kube import KubeApi
-from exportjob.controller.leader import LeaderElector
 from exportjob.controller.manifests import (
-    LABEL_EXPORT_UID,
     LABEL_FINISHED,
     UNFINISHED_SELECTOR,
-    WORKER_JOB_SELECTOR,
+    UNFINISHED_WORKER_JOB_SELECTOR,
     build_worker_job,
     claim_name,
-    secret_refs,
 )
 from exportjob.controller.metrics import Metrics
 from exportjob.controller.outcome import job_finished, observe_job
+from exportjob.controller.prerequisites import Prerequisites
 from exportjob.controller.settings import OperatorSettings
+from exportjob.controller.store import ClusterState
+from exportjob.reasons import Reason
 from exportjob.spec import ExportJobSpec, SpecError, parse_spec
-from exportjob.status import (
-    REASON_CLAIM_NOT_FOUND,
-    REASON_SECRET_NOT_FOUND,
-    REASON_SERVICE_ACCOUNT_NOT_FOUND,
-    ExportJobStatus,
-)
+from exportjob.status import ExportJobStatus
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Object = dict[str, Any]
+FINISHED = {LABEL_FINISHED: "true"}
 
 
 def _utcnow() -> datetime:
@@ -72,8 +80,25 @@ def _parse_time(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def _ids(ej: dict[str, Any]) -> dict[str, str]:
+def _ids(ej: Object) -> dict[str, str]:
     return {"namespace": ej["metadata"].get("namespace", ""), "exportjob": ej["metadata"].get("name", "")}
+
+
+@dataclass
+class Observed:
+    """What a write task learned: objects as the API server returned them, folded back into the store."""
+
+    exportjobs: list[Object] = field(default_factory=list)
+    jobs: list[Object] = field(default_factory=list)
+    labelled: bool = False  # the export carries the finished label now
+    admission_failed: bool = False  # the reserved slot must be released
+
+
+@dataclass
+class _Parsed:
+    generation: int | None
+    spec: ExportJobSpec | None
+    error: str | None
 
 
 class Reconciler:
@@ -83,219 +108,271 @@ class Reconciler:
         settings: OperatorSettings,
         metrics: Metrics,
         clock: Clock = _utcnow,
-        leader: LeaderElector | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
-        self.leader = leader
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
-        self.limits = Limits(settings.max_concurrent, settings.max_concurrent_per_namespace)
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.monotonic = monotonic
+        self.limits = Limits(
+            settings.max_concurrent, settings.max_concurrent_per_namespace, dict(settings.namespace_weights)
+        )
+        self.state = ClusterState()
+        self.queue = FairQueue()
+        self.prerequisites = Prerequisites(api, settings)
+        self.wake: Callable[[], None] = lambda: None  # set by the loop runner
+        self._inbox: deque[tuple[str, str | None, Object]] = deque()
+        self._dirty: set[str] = set()
+        self._gone: list[Object] = []
+        self._waiting: set[str] = set()
+        self._labelled: set[str] = set()
+        self._parsed: dict[str, _Parsed] = {}
+        self._synced = False
+        self._next_resync = 0.0
+        self._next_recheck = 0.0
+        self._pool = ThreadPoolExecutor(settings.api_parallelism, thread_name_prefix="api")
 
-    # --- loop control ---------------------------------------------------------
-    def wake(self) -> None:
-        """Ask for a pass soon (called by Kopf's watch handlers)."""
-        self._wake.set()
+    # --- observe ----------------------------------------------------------------
+    def observe(self, kind: str, event_type: str | None, obj: Object) -> None:
+        """A watch event (from Kopf's handlers, any thread): remember it and wake the loop."""
+        self._inbox.append((kind, event_type, obj))
+        self.wake()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
-        self._thread.start()
+    def invalidate(self) -> None:
+        """The next pass starts from a full re-list."""
+        self._synced = False
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.leader is not None:
-            try:
-                self.leader.release()
-            except Exception:
-                log.exception("could not release the leader Lease; a standby takes over when it expires")
+    def stand_by(self) -> None:
+        """Not leading: drop what was observed (the pass after taking the lead re-lists) and report no levels."""
+        self._inbox.clear()
+        self._synced = False
+        self.metrics.set_levels(running=0, queue_depth=0, max_concurrent=self.limits.total)
 
-    def _run(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            self._wake.wait(timeout=self.settings.renew_interval if failures == 0 else min(2**failures, 30))
-            self._wake.clear()
-            if self._stopping.is_set():
-                break
-            try:
-                if self._may_reconcile():
-                    self.reconcile_once()
-                failures = 0
-            except Exception:  # the loop must survive API hiccups; the next pass starts from scratch
-                failures += 1
-                log.exception("reconcile pass failed", extra={"consecutive_failures": failures})
-
-    def _may_reconcile(self) -> bool:
-        """Without leader election always; with it, only while this replica holds the Lease."""
-        if self.leader is None:
-            return True
-        leading = self.leader.lead()
-        self.metrics.leader.set(1 if leading else 0)
-        if not leading:  # a standby reports no levels of its own (rules take the max over replicas)
-            self.metrics.set_levels(running=0, queue_depth=0, max_concurrent=self.limits.total)
-        return leading
-
-    # --- one pass ---------------------------------------------------------------
-    def reconcile_once(self) -> None:
-        exportjobs = self.api.list_exportjobs(UNFINISHED_SELECTOR)
-        jobs = self.api.list_jobs(WORKER_JOB_SELECTOR)
-        live = {ej["metadata"]["uid"] for ej in exportjobs}
-        jobs_by_owner = {job["metadata"]["labels"].get(LABEL_EXPORT_UID): job for job in jobs}
-
-        # 1. Orphans: unfinished Jobs whose ExportJob is gone (an ExportJob becomes
-        # terminal only after its Job finished, so an unfinished Job's owner is always
-        # among the unfinished ones listed). They hold their slot until deleted.
-        running: Counter[str] = Counter()
-        for job in jobs:
-            if job_finished(job):
-                continue
-            running[job["metadata"]["namespace"]] += 1
-            if job["metadata"]["labels"].get(LABEL_EXPORT_UID) not in live and not job["metadata"].get(
-                "deletionTimestamp"
-            ):
+    def _resync(self) -> None:
+        exportjobs, ej_rv = self.api.list_exportjobs(UNFINISHED_SELECTOR)
+        jobs, job_rv = self.api.list_jobs(UNFINISHED_WORKER_JOB_SELECTOR)
+        self.state.replace(exportjobs, ej_rv, jobs, job_rv)
+        self.queue = FairQueue()
+        self._waiting.clear()
+        self._labelled &= set(self.state.exports)
+        self._parsed = {uid: p for uid, p in self._parsed.items() if uid in self.state.exports}
+        self._dirty = set(self.state.exports)
+        self._synced = True
+        self._next_resync = self.monotonic() + self.settings.full_resync_seconds
+        for job in self.state.orphans():
+            if not job_finished(job) and not job["metadata"].get("deletionTimestamp"):
                 log.info("deleting orphaned worker Job", extra={"job": job["metadata"]["name"]})
                 self.api.delete_job(job["metadata"]["namespace"], job["metadata"]["name"])
+        log.info("re-listed", extra={"exportjobs": len(exportjobs), "jobs": len(jobs)})
 
-        # 2. Follow or classify every unfinished export.
-        queued: dict[tuple[str, str], tuple[dict[str, Any], ExportJobSpec, ExportJobStatus]] = {}
-        waiting: list[Waiting] = []
-        for ej in exportjobs:
+    def _drain_inbox(self) -> None:
+        while self._inbox:
+            kind, event_type, obj = self._inbox.popleft()
+            if kind == "exportjob":
+                change = self.state.apply_exportjob(event_type, obj)
+                self._gone += change.gone
+                if event_type == "DELETED" or obj["metadata"]["uid"] not in self.state.exports:
+                    self._forget(obj["metadata"]["uid"])
+            else:
+                change = self.state.apply_job(event_type, obj)
+            self._dirty |= change.exports
+
+    def _forget(self, uid: str) -> None:
+        self.queue.discard(uid)
+        self._waiting.discard(uid)
+        self._labelled.discard(uid)
+        self._parsed.pop(uid, None)
+        self._dirty.discard(uid)
+
+    # --- one pass -------------------------------------------------------------------
+    def reconcile_once(self) -> None:
+        # 1. Observe.
+        if not self._synced or self.monotonic() >= self._next_resync:
+            self._inbox.clear()  # the LIST is newer than anything queued so far
+            self._resync()
+        self._drain_inbox()
+        if self.monotonic() >= self._next_recheck:
+            self._dirty |= self._waiting
+            self._next_recheck = self.monotonic() + self.settings.resync_seconds
+
+        # 2. Deleted ExportJobs free their slots once their Jobs are gone.
+        tasks: list[tuple[str, Callable[[], Observed]]] = []
+        for deleted in self._gone:
+            job = self.state.jobs.get(deleted["metadata"]["uid"])
+            if job is not None and not job_finished(job) and not job["metadata"].get("deletionTimestamp"):
+                tasks.append(("", partial(self._delete_job, job)))
+        self._gone = []
+
+        # 3. Decide for every export that changed.
+        newly_queued: list[str] = []
+        dirty, self._dirty = self._dirty, set()
+        for uid in dirty:
+            current = self.state.exports.get(uid)
+            if current is None:
+                continue
             try:
-                entry = self._classify(ej, jobs_by_owner.get(ej["metadata"]["uid"]))
+                task = self._decide(current, newly_queued)
             except Exception:  # one broken object must not stall every other export
-                log.exception("reconciling an ExportJob failed", extra=_ids(ej))
+                log.exception("reconciling an ExportJob failed", extra=_ids(current))
                 continue
-            if entry is None:
-                continue
-            meta = ej["metadata"]
-            queued[(meta["namespace"], meta["name"])] = entry
-            waiting.append(
-                Waiting(
-                    meta["namespace"], meta["name"], entry[1].priority, meta.get("creationTimestamp", ""), meta["uid"]
-                )
-            )
+            if task is not None:
+                tasks.append((uid, task))
 
-        # 3. Admission, in one place.
-        plan = plan_admission(waiting, running, self.limits)
-        admitted = 0
-        for candidate in plan.admit:
-            ej, spec, status = queued[candidate.key]
-            try:
-                admitted += self._admit(ej, spec, status)
-            except Exception:
-                log.exception("admitting an ExportJob failed", extra=_ids(ej))
-        for key, position in plan.positions.items():
-            ej, _spec, status = queued[key]
-            try:
-                self._write(
-                    ej,
-                    status,
-                    transitions.queued(
-                        status, position=position, now=self._now(), generation=ej["metadata"].get("generation")
-                    ),
-                )
-            except Exception:
-                log.exception("writing a queue position failed", extra=_ids(ej))
+        # 4. Admission, in one place.
+        admitted = self._admit_what_fits()
+        tasks += admitted
+        admitted_uids = {uid for uid, _task in admitted}
+        for uid in newly_queued:
+            queued = self.state.exports.get(uid)
+            if uid not in admitted_uids and uid in self.queue and queued is not None:
+                status = self._status(queued)
+                tasks.append((uid, partial(self._write, queued, status, self._queued(queued, status))))
 
-        # 4. Levels.
+        # 5. Act, in parallel; fold what the API server returned back into the store.
+        self._run(tasks)
+
+        # 6. Levels.
         self.metrics.set_levels(
-            running=sum(running.values()) + admitted, queue_depth=plan.queue_depth, max_concurrent=self.limits.total
+            running=sum(self._running().values()), queue_depth=len(self.queue), max_concurrent=self.limits.total
         )
 
-    # --- steps ------------------------------------------------------------------
-    def _classify(
-        self, ej: dict[str, Any], job: dict[str, Any] | None
-    ) -> tuple[dict[str, Any], ExportJobSpec, ExportJobStatus] | None:
-        """Follow an unfinished export; return it when it is ready and waits for a slot."""
+    # --- decide ----------------------------------------------------------------------
+    def _decide(self, ej: Object, newly_queued: list[str]) -> Callable[[], Observed] | None:
         meta = ej["metadata"]
-        if meta.get("deletionTimestamp"):
-            return None
-        status = ExportJobStatus.model_validate(ej.get("status") or {})
-        if status.is_terminal:  # finished but not yet labelled (the label write failed): label it now
-            self.api.label_exportjob(meta["namespace"], meta["name"], {LABEL_FINISHED: "true"})
-            return None
-        try:
-            spec = parse_spec(ej.get("spec") or {})
-        except SpecError as error:
-            self._finish_invalid(ej, status, str(error))
-            return None
-        if job is not None:
-            self._follow(ej, spec, status, job)
-            return None
-        if status.phase == "Running":
-            self.api.post_event(
-                ej,
-                "Warning",
-                "WorkerJobMissing",
-                "the worker Job disappeared before its result was recorded; the export is queued again",
-            )
-        problem = self._missing_prerequisite(meta["namespace"], spec)
-        if problem is not None:
-            self._write(
-                ej,
-                status,
-                transitions.waiting(
-                    status, reason=problem[0], message=problem[1], now=self._now(), generation=meta.get("generation")
-                ),
-            )
-            return None
-        return (ej, spec, status)
-
-    def _now(self) -> str:
-        return _rfc3339(self.clock())
-
-    def _missing_prerequisite(self, namespace: str, spec: ExportJobSpec) -> tuple[str, str] | None:
-        claim = claim_name(spec, self.settings)
-        if claim is None:
-            return (
-                REASON_CLAIM_NOT_FOUND,
-                "no PersistentVolumeClaim: set spec.output.claimName, or give the operator a default claim",
-            )
-        if not self.api.claim_exists(namespace, claim):
-            return (
-                REASON_CLAIM_NOT_FOUND,
-                f'PersistentVolumeClaim "{claim}" not found in namespace "{namespace}"; '
-                "the export starts once it exists",
-            )
-        account = self.settings.worker_service_account
-        if not self.api.service_account_exists(namespace, account):
-            return (
-                REASON_SERVICE_ACCOUNT_NOT_FOUND,
-                f'ServiceAccount "{account}" (the worker\'s) not found in namespace "{namespace}"; '
-                "the export starts once it exists",
-            )
-        for _env, secret, key in secret_refs(spec):
-            problem = self.api.secret_problem(namespace, secret, key)
-            if problem is not None:
-                return (REASON_SECRET_NOT_FOUND, f"{problem}; the export starts once it exists")
-        return None
-
-    def _admit(self, ej: dict[str, Any], spec: ExportJobSpec, status: ExportJobStatus) -> bool:
-        meta = ej["metadata"]
-        manifest = build_worker_job(
-            name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], spec=spec, settings=self.settings
+        uid = meta["uid"]
+        status = self._status(ej)
+        parsed = self._parse(ej)
+        action = decide(
+            deleting=bool(meta.get("deletionTimestamp")),
+            status=status,
+            spec_error=parsed.error,
+            job=self.state.jobs.get(uid),
+            prerequisites=lambda: self.prerequisites.missing(meta["namespace"], parsed.spec),  # type: ignore[arg-type]
         )
-        try:
-            job, created = self.api.create_job(manifest)
-        except NotOurs as error:
-            self._finish(
-                ej,
-                status,
-                transitions.failed_before_start(
+        if not isinstance(action, Queue):
+            self.queue.discard(uid)
+        if not isinstance(action, Wait):
+            self._waiting.discard(uid)
+        match action:
+            case Skip():
+                return None
+            case Label():
+                return None if uid in self._labelled else partial(self._label, ej)
+            case FailInvalid(message=message):
+                new = transitions.failed_before_start(
                     status,
-                    reason="JobNameConflict",
-                    message=str(error),
+                    reason=Reason.INVALID_SPEC,
+                    message=message,
                     now=self._now(),
                     generation=meta.get("generation"),
-                ),
-                spec.format,
+                )
+                return partial(self._write, ej, status, new)
+            case Follow(job=job):
+                return self._follow(ej, status, parsed.spec, job)
+            case Finish(job=job):
+                return partial(self._finish, ej, status, job)
+            case Wait(missing=missing):
+                self._waiting.add(uid)
+                new = transitions.waiting(
+                    status,
+                    reason=missing.reason,
+                    message=missing.message,
+                    now=self._now(),
+                    generation=meta.get("generation"),
+                )
+                return self._if_changed(ej, status, new)
+            case Queue(job_lost=job_lost):
+                assert parsed.spec is not None
+                self.queue.push(
+                    QueueEntry(
+                        meta["namespace"], meta["name"], uid, parsed.spec.priority, meta.get("creationTimestamp", "")
+                    )
+                )
+                if job_lost:
+                    self._pool.submit(
+                        self.api.post_event,
+                        ej,
+                        "Warning",
+                        "WorkerJobMissing",
+                        "the worker Job disappeared before its result was recorded; the export is queued again",
+                    )
+                if status.phase != "Queued":
+                    newly_queued.append(uid)
+                return None
+        return None
+
+    def _follow(
+        self, ej: Object, status: ExportJobStatus, spec: ExportJobSpec | None, job: Object
+    ) -> Callable[[], Observed] | None:
+        if job["metadata"].get("uid") is None:  # our own placeholder: the create is still under way
+            return None
+        assert spec is not None
+        outcome = observe_job(job, [])
+        new = transitions.admitted(
+            status,
+            job_name=job["metadata"]["name"],
+            claim=claim_name(spec, self.settings) or "",
+            path=spec.output.path,
+            now=self._now(),
+            generation=ej["metadata"].get("generation"),
+            attempts=outcome.attempts,
+            start_time=outcome.start_time,
+        )
+        return self._if_changed(ej, status, new)
+
+    def _if_changed(self, ej: Object, old: ExportJobStatus, new: ExportJobStatus) -> Callable[[], Observed] | None:
+        if not transitions.status_patch(old.to_wire(), new.to_wire()):
+            return None
+        return partial(self._write, ej, old, new)
+
+    def _queued(self, ej: Object, status: ExportJobStatus) -> ExportJobStatus:
+        return transitions.queued(status, now=self._now(), generation=ej["metadata"].get("generation"))
+
+    # --- admit --------------------------------------------------------------------------
+    def _running(self) -> Counter[str]:
+        """Unfinished worker Jobs per namespace (including reserved slots and Jobs being deleted)."""
+        return Counter(job["metadata"]["namespace"] for job in self.state.jobs.values() if not job_finished(job))
+
+    def _admit_what_fits(self) -> list[tuple[str, Callable[[], Observed]]]:
+        running = self._running()
+        free = self.limits.total - sum(running.values())
+        chosen: list[tuple[str, Callable[[], Observed]]] = []
+        while free > 0:
+            entry = self.queue.next_to_admit(running, self.limits)
+            if entry is None:
+                break
+            self.queue.discard(entry.uid)
+            ej = self.state.exports.get(entry.uid)
+            parsed = self._parsed.get(entry.uid)
+            if ej is None or parsed is None or parsed.spec is None or entry.uid in self.state.jobs:
+                continue
+            meta = ej["metadata"]
+            manifest = build_worker_job(
+                name=meta["name"], namespace=meta["namespace"], uid=entry.uid, spec=parsed.spec, settings=self.settings
             )
-            return False
+            self.state.put_job(entry.uid, manifest)  # the slot is taken from now on
+            running[entry.namespace] += 1
+            free -= 1
+            status = self._status(ej)
+            chosen.append((entry.uid, partial(self._admit, ej, status, parsed.spec, manifest)))
+        return chosen
+
+    def _admit(self, ej: Object, status: ExportJobStatus, spec: ExportJobSpec, manifest: Object) -> Observed:
+        meta = ej["metadata"]
+        try:
+            job, _created = self.api.create_job(manifest)
+        except NotOurs as error:
+            new = transitions.failed_before_start(
+                status,
+                reason=Reason.JOB_NAME_CONFLICT,
+                message=str(error),
+                now=self._now(),
+                generation=meta.get("generation"),
+            )
+            observed = self._write(ej, status, new)
+            observed.admission_failed = True
+            return observed
         new = transitions.admitted(
             status,
             job_name=job["metadata"]["name"],
@@ -304,102 +381,120 @@ class Reconciler:
             now=self._now(),
             generation=meta.get("generation"),
         )
-        if not self._write(ej, status, new):
-            return True  # the Job exists and holds its slot; status catches up next pass
-        if created:
-            waited = (
-                (self.clock() - _parse_time(meta["creationTimestamp"])).total_seconds()
-                if meta.get("creationTimestamp")
-                else 0.0
-            )
-            self.metrics.record_admitted(spec.format, waited)
-            self.api.post_event(ej, "Normal", "Admitted", f"started worker Job {job['metadata']['name']}")
-            log.info(
-                "admitted",
-                extra={"namespace": meta["namespace"], "exportjob": meta["name"], "job": job["metadata"]["name"]},
-            )
-        return True
+        observed = self._write(ej, status, new)  # on conflict the Job still holds its slot; status follows
+        observed.jobs.append(job)
+        log.info("admitted", extra={**_ids(ej), "job": job["metadata"]["name"]})
+        return observed
 
-    def _follow(self, ej: dict[str, Any], spec: ExportJobSpec, status: ExportJobStatus, job: dict[str, Any]) -> None:
-        meta = ej["metadata"]
-        generation = meta.get("generation")
-        if not job_finished(job):
-            outcome = observe_job(job, [])
-            new = transitions.admitted(
-                status,
-                job_name=job["metadata"]["name"],
-                claim=claim_name(spec, self.settings) or "",
-                path=spec.output.path,
-                now=self._now(),
-                generation=generation,
-                attempts=outcome.attempts,
-                start_time=outcome.start_time,
-            )
-            self._write(ej, status, new)
+    # --- act ------------------------------------------------------------------------------
+    def _run(self, tasks: list[tuple[str, Callable[[], Observed]]]) -> None:
+        if not tasks:
             return
-        outcome = observe_job(job, self.api.list_job_pods(meta["namespace"], job["metadata"]["name"]))
-        self._finish(
-            ej,
-            status,
-            transitions.finished(status, outcome=outcome, now=self._now(), generation=generation),
-            spec.format,
-        )
+        futures = [(uid, self._pool.submit(task)) for uid, task in tasks]
+        for uid, future in futures:
+            try:
+                observed = future.result()
+            except Exception:
+                ej = self.state.exports.get(uid)
+                log.exception("acting on an ExportJob failed", extra=_ids(ej) if ej else {"uid": uid})
+                observed = Observed(admission_failed=True)
+                self._dirty.add(uid)  # decide again on the next pass
+            self._fold(uid, observed)
 
-    def _finish_invalid(self, ej: dict[str, Any], status: ExportJobStatus, message: str) -> None:
-        fmt = (ej.get("spec") or {}).get("format") or "unknown"
-        new = transitions.failed_before_start(
-            status, reason="InvalidSpec", message=message, now=self._now(), generation=ej["metadata"].get("generation")
-        )
-        self._finish(ej, status, new, fmt if fmt in ("csv", "pdf") else "unknown")
+    def _fold(self, uid: str, observed: Observed) -> None:
+        if observed.admission_failed:
+            held = self.state.jobs.get(uid)
+            if held is not None and held["metadata"].get("uid") is None:
+                self.state.forget_job(uid, held["metadata"]["name"])
+        for job in observed.jobs:
+            self.state.put_job(uid, job)
+        for ej in observed.exportjobs:
+            self.state.apply_exportjob("MODIFIED", ej)
+        if observed.labelled:
+            self._labelled.add(uid)
+            self.state.exports.pop(uid, None)
+            self._forget(uid)
 
-    def _finish(self, ej: dict[str, Any], old: ExportJobStatus, new: ExportJobStatus, fmt: str) -> None:
-        """Write a terminal status; count it only if this write is the one that made it terminal."""
-        if not self._write(ej, old, new):
-            return
-        # Finished exports drop out of every later pass's LIST (UNFINISHED_SELECTOR).
-        self.api.label_exportjob(ej["metadata"]["namespace"], ej["metadata"]["name"], {LABEL_FINISHED: "true"})
-        succeeded = new.phase == "Succeeded"
-        self.metrics.record_finished(
-            fmt,
-            succeeded=succeeded,
-            reason=new.reason,
-            rows=new.rows,
-            size=new.bytes,
-            duration_seconds=new.duration_seconds,
-            peak_memory_bytes=new.worker_peak_memory_bytes,
-        )
-        if succeeded:
-            self.api.post_event(
-                ej, "Normal", "Succeeded", f"wrote {new.rows} rows ({new.size}) to {new.path}, sha256 {new.sha256}"
-            )
-        else:
-            self.api.post_event(ej, "Warning", new.reason or "Failed", new.message or "export failed")
-        log.info(
-            "finished",
-            extra={
-                "namespace": ej["metadata"]["namespace"],
-                "exportjob": ej["metadata"]["name"],
-                "phase": new.phase,
-                "reason": new.reason,
-            },
-        )
+    def _delete_job(self, job: Object) -> Observed:
+        log.info("deleting the worker Job of a deleted ExportJob", extra={"job": job["metadata"]["name"]})
+        self.api.delete_job(job["metadata"]["namespace"], job["metadata"]["name"])
+        return Observed()
 
-    def _write(self, ej: dict[str, Any], old: ExportJobStatus, new: ExportJobStatus) -> bool:
-        """Patch the status if it changed; post the Queued/Waiting events. False on conflict."""
+    def _label(self, ej: Object) -> Observed:
+        self.api.label_exportjob(ej["metadata"]["namespace"], ej["metadata"]["name"], FINISHED)
+        return Observed(labelled=True)
+
+    def _finish(self, ej: Object, status: ExportJobStatus, job: Object) -> Observed:
+        pods = self.api.list_job_pods(ej["metadata"]["namespace"], job)
+        outcome = observe_job(job, pods)
+        new = transitions.finished(
+            status, outcome=outcome, now=self._now(), generation=ej["metadata"].get("generation")
+        )
+        observed = self._write(ej, status, new)
+        if observed.labelled:
+            self.api.label_job(job["metadata"]["namespace"], job["metadata"]["name"], FINISHED)
+        return observed
+
+    def _write(self, ej: Object, old: ExportJobStatus, new: ExportJobStatus) -> Observed:
+        """Patch the status (guarded by resourceVersion); then events, metrics, the finished label."""
         meta = ej["metadata"]
         patch = transitions.status_patch(old.to_wire(), new.to_wire())
         if not patch:
-            return True
+            return Observed()
         try:
-            self.api.patch_exportjob_status(meta["namespace"], meta["name"], patch, meta.get("resourceVersion"))
-        except Conflict:
-            log.info(
-                "status conflict; retrying next pass", extra={"namespace": meta["namespace"], "exportjob": meta["name"]}
+            written = self.api.patch_exportjob_status(
+                meta["namespace"], meta["name"], patch, meta.get("resourceVersion")
             )
-            self.wake()
-            return False
-        if new.phase == "Queued" and old.phase != "Queued":
-            self.api.post_event(ej, "Normal", "Queued", f"waiting for a free slot (position {new.queue_position})")
-        elif new.phase == "Waiting" and (old.phase != "Waiting" or old.reason != new.reason):
-            self.api.post_event(ej, "Warning", new.reason or "Waiting", new.message or "")
-        return True
+        except Conflict:
+            log.info("status conflict; the watch brings the newer version", extra=_ids(ej))
+            return Observed()
+        observed = Observed(exportjobs=[written])
+        fmt = self._format(ej)
+        if new.phase == "Running" and old.phase != "Running":
+            created = meta.get("creationTimestamp")
+            waited = (self.clock() - _parse_time(created)).total_seconds() if created else 0.0
+            self.metrics.record_admitted(fmt, waited)
+        if new.is_terminal and not old.is_terminal:
+            # Finished exports drop out of the watch (UNFINISHED_SELECTOR): one label write.
+            self.api.label_exportjob(meta["namespace"], meta["name"], FINISHED)
+            observed.labelled = True
+            self.metrics.record_finished(
+                fmt,
+                succeeded=new.phase == "Succeeded",
+                reason=new.reason,
+                rows=new.rows,
+                size=new.bytes,
+                duration_seconds=new.duration_seconds,
+                peak_memory_bytes=new.worker_peak_memory_bytes,
+            )
+            log.info("finished", extra={**_ids(ej), "phase": new.phase, "reason": new.reason})
+        for event in events_for(old, new):
+            self.api.post_event(ej, event.type, event.reason, event.message)
+        return observed
+
+    # --- small helpers -----------------------------------------------------------------------
+    def _status(self, ej: Object) -> ExportJobStatus:
+        return ExportJobStatus.model_validate(ej.get("status") or {})
+
+    def _parse(self, ej: Object) -> _Parsed:
+        """The spec, parsed once per generation (it is immutable; the cache only saves CPU)."""
+        uid, generation = ej["metadata"]["uid"], ej["metadata"].get("generation")
+        cached = self._parsed.get(uid)
+        if cached is not None and cached.generation == generation:
+            return cached
+        try:
+            parsed = _Parsed(generation, parse_spec(ej.get("spec") or {}), None)
+        except SpecError as error:
+            parsed = _Parsed(generation, None, str(error))
+        self._parsed[uid] = parsed
+        return parsed
+
+    def _format(self, ej: Object) -> str:
+        fmt = (ej.get("spec") or {}).get("format")
+        return fmt if fmt in ("csv", "pdf") else "unknown"
+
+    def _now(self) -> str:
+        return _rfc3339(self.clock())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -36,7 +36,10 @@ class OperatorSettings(BaseModel):
     worker_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
     worker_service_account: str = Field(
         default="default",
-        description="ServiceAccount of worker Pods, in each export's namespace (the worker needs no API access; no token is mounted).",
+        description=(
+            "ServiceAccount of worker Pods, in each export's namespace "
+            "(the worker needs no API access; no token is mounted)."
+        ),
     )
     default_claim: str | None = Field(
         default=None, description="PersistentVolumeClaim used when an ExportJob names none."
@@ -51,7 +54,30 @@ class OperatorSettings(BaseModel):
     job_ttl_seconds_after_finished: int = Field(
         default=86_400, ge=0, description="Default time a finished worker Job is kept."
     )
-    resync_seconds: float = Field(default=10.0, gt=0, le=3600, description="Reconcile at least this often.")
+    resync_seconds: float = Field(
+        default=10.0, gt=0, le=3600, description="Reconcile at least this often; Waiting exports are rechecked then."
+    )
+    full_resync_seconds: float = Field(
+        default=300.0,
+        ge=10,
+        le=86_400,
+        description="Re-list unfinished ExportJobs and worker Jobs this often (state otherwise comes from watches).",
+    )
+    namespace_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Share of free slots per namespace, as ns=weight pairs (comma-separated); unlisted namespaces weigh 1."
+        ),
+    )
+    api_parallelism: int = Field(
+        default=8, ge=1, le=64, description="API requests the operator sends at once (admissions, status writes)."
+    )
+    prerequisite_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="How long a found claim, Secret or ServiceAccount is trusted before it is looked up again.",
+    )
     metrics_port: int = Field(default=8080, ge=0, le=65_535, description="Port of /metrics (0 disables).")
     health_port: int = Field(default=8081, ge=0, le=65_535, description="Port of the liveness endpoint /healthz.")
     log_format: str = Field(default="json", pattern="^(json|plain)$")
@@ -72,6 +98,32 @@ class OperatorSettings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("namespace_weights", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = {}
+            for part in filter(None, (p.strip() for p in value.split(","))):
+                name, sep, weight = part.partition("=")
+                if not sep:
+                    raise ValueError(f"expected namespace=weight, got {part!r}")
+                pairs[name.strip()] = weight.strip()
+            return pairs
+        return value
+
+    @field_validator("namespace_weights")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, weight in value.items() if weight <= 0]
+        if bad:
+            raise ValueError(f"weights must be positive: {', '.join(bad)}")
+        return value
+
+    @property
+    def lease_renew_seconds(self) -> float:
+        """How often the leader renews its Lease: three renewals per lease duration."""
+        return self.lease_duration_seconds / 3
 
     @property
     def renew_interval(self) -> float:

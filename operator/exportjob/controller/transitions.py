@@ -11,18 +11,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from exportjob.controller.outcome import Outcome
-from exportjob.status import (
-    ADMITTED,
-    COMPLETE,
-    FAILED,
-    REASON_ADMITTED,
-    REASON_QUEUED,
-    REASON_SUCCEEDED,
-    Condition,
-    ExportJobStatus,
-)
+from exportjob.reasons import Reason
+from exportjob.status import ADMITTED, COMPLETE, FAILED, Condition, ExportJobStatus
 
 ConditionStatus = Literal["True", "False", "Unknown"]
+
+# Positions are not written into each object (every admission would shift them all):
+# they are computed on demand from one LIST (docs/operator.md, "The queue").
+QUEUED_MESSAGE = "waiting for a free slot; `kubectl exportjob queue` shows the position"
 
 
 def human_size(size: int) -> str:
@@ -59,14 +55,14 @@ def with_condition(
     return sorted([*others, updated], key=lambda c: c.type)
 
 
-def queued(status: ExportJobStatus, *, position: int, now: str, generation: int | None) -> ExportJobStatus:
+def queued(status: ExportJobStatus, *, now: str, generation: int | None) -> ExportJobStatus:
     """Ready to run, waiting for a slot."""
     conditions = with_condition(
         status,
         ADMITTED,
         "False",
-        REASON_QUEUED,
-        f"waiting for a free slot: position {position} in the queue",
+        Reason.QUEUED,
+        QUEUED_MESSAGE,
         now,
         generation,
     )
@@ -75,7 +71,6 @@ def queued(status: ExportJobStatus, *, position: int, now: str, generation: int 
             "phase": "Queued",
             "observed_generation": generation,
             "conditions": conditions,
-            "queue_position": position,
             "queued_at": status.queued_at or now,
             "message": None,
             "reason": None,
@@ -91,7 +86,6 @@ def waiting(status: ExportJobStatus, *, reason: str, message: str, now: str, gen
             "phase": "Waiting",
             "observed_generation": generation,
             "conditions": conditions,
-            "queue_position": None,
             "queued_at": status.queued_at or now,
             "reason": reason,
             "message": message,
@@ -112,14 +106,13 @@ def admitted(
 ) -> ExportJobStatus:
     """A slot is held and the worker Job exists."""
     conditions = with_condition(
-        status, ADMITTED, "True", REASON_ADMITTED, f"worker Job {job_name} is running the export", now, generation
+        status, ADMITTED, "True", Reason.ADMITTED, f"worker Job {job_name} is running the export", now, generation
     )
     return status.model_copy(
         update={
             "phase": "Running",
             "observed_generation": generation,
             "conditions": conditions,
-            "queue_position": None,
             "job_name": job_name,
             "admitted_at": status.admitted_at or now,
             "claim_name": claim,
@@ -137,7 +130,6 @@ def finished(status: ExportJobStatus, *, outcome: Outcome, now: str, generation:
     result = outcome.result
     common: dict[str, Any] = {
         "observed_generation": generation,
-        "queue_position": None,
         "attempts": outcome.attempts or status.attempts,
         "start_time": result.get("startedAt") or outcome.start_time or status.start_time,
         "completion_time": result.get("finishedAt") or outcome.completion_time or now,
@@ -152,7 +144,7 @@ def finished(status: ExportJobStatus, *, outcome: Outcome, now: str, generation:
                 f"; {result['replacedGlyphs']} characters outside the PDF font (WinAnsi) were printed as '?'"
                 " (see docs/pdf.md)"
             )
-        conditions = with_condition(status, COMPLETE, "True", REASON_SUCCEEDED, message, now, generation)
+        conditions = with_condition(status, COMPLETE, "True", Reason.SUCCEEDED, message, now, generation)
         return status.model_copy(
             update={
                 **common,
@@ -167,7 +159,7 @@ def finished(status: ExportJobStatus, *, outcome: Outcome, now: str, generation:
                 "message": None,
             }
         )
-    reason = outcome.reason or "WorkerCrashed"
+    reason = outcome.reason or Reason.WORKER_CRASHED
     message = outcome.message or reason
     conditions = with_condition(status, FAILED, "True", reason, message, now, generation)
     return status.model_copy(

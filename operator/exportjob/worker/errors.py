@@ -14,31 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from exportjob.reasons import Reason
+
+__all__ = ["ExportFailure", "Reason", "permanent", "redact", "retryable"]
+
 # Exit codes of `exportjob-worker` and `exportjob run` (sysexits.h names).
 SUCCESS = 0
 CRASHED = 1  # an unexpected exception: a bug or the environment; the operator reports WorkerCrashed and retries
 PERMANENT_FAILURE = 65  # EX_DATAERR: retrying cannot help (bad spec, bad SQL, malformed source, ...)
 RETRYABLE_FAILURE = 75  # EX_TEMPFAIL: the same spec may succeed later (source down, timeout, disk full, ...)
 USAGE_ERROR = 2  # `exportjob run` only: invalid command line or manifest
-
-
-class Reason:
-    """The failure reasons, as they appear in the result JSON and the ExportJob's conditions."""
-
-    INVALID_SPEC = "InvalidSpec"  # the spec is invalid, or names a column the source does not have
-    MISSING_CREDENTIALS = "MissingCredentials"  # the secret's environment variable is absent or empty
-    INVALID_CREDENTIALS = "InvalidCredentials"  # the DSN does not parse, or the server rejects the login
-    SOURCE_UNREACHABLE = "SourceUnreachable"  # connection refused, DNS, reset, HTTP 5xx/429/408: retryable
-    SOURCE_TIMEOUT = "SourceTimeout"  # statement_timeout or HTTP read timeout: retryable
-    SOURCE_REJECTED = "SourceRejected"  # HTTP 4xx (other than 408/429): permanent
-    QUERY_FAILED = "QueryFailed"  # PostgreSQL rejected the query: permanent, with the server's message
-    MALFORMED_SOURCE = "MalformedSource"  # a record that does not parse, named by line or byte offset
-    UNENCODABLE_TEXT = "UnencodableText"  # a character the chosen CSV encoding cannot represent
-    OUTPUT_PATH_INVALID = "OutputPathInvalid"  # absolute, '..', a symlink escaping the root, a directory
-    DISK_FULL = "DiskFull"  # ENOSPC/EDQUOT while writing: retryable (space may be freed); partial file removed
-    WRITE_FAILED = "WriteFailed"  # any other write error (EIO, EROFS, EACCES...): retryable; partial file removed
-    INTERRUPTED = "Interrupted"  # SIGTERM/SIGINT during the export: retryable; partial file removed
-    WORKER_CRASHED = "WorkerCrashed"  # an unexpected exception (exit code 1): retryable
 
 
 class ExportFailure(Exception):

@@ -1,0 +1,134 @@
+"""The operator's picture of the cluster, kept from watch events. Pure (no I/O, no locks).
+
+Only unfinished objects are watched (server-side label selector
+`!exportjob.io/finished` on ExportJobs and worker Jobs), so the store holds what
+is queued, waiting or running, never the finished history: its size and the
+cost of a reconcile pass do not grow with the number of exports ever run.
+
+Objects arrive from two places: the watch events (through Kopf's handlers) and
+full LISTs (at start, on becoming leader, every `full_resync_seconds`, after
+errors). Both are ordered by resourceVersion, so an event older than what the
+store holds is ignored, and an event about an object the store does not hold
+is ignored if it is not newer than the last LIST (the object was deleted since).
+kube-apiserver's resourceVersions are etcd revisions, which increase; the store
+compares them as integers and, should one ever not be an integer, trusts the
+later arrival.
+
+The reconciler also writes its own results in (a Job it has just created, so
+the next pass counts the slot before the watch event arrives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exportjob.controller.manifests import LABEL_EXPORT_UID, LABEL_FINISHED
+
+Object = dict[str, Any]
+
+
+def _rv(obj: Object) -> int | None:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or "")
+    except (KeyError, ValueError):
+        return None
+
+
+def _newer(candidate: Object, held: Object | None) -> bool:
+    if held is None:
+        return True
+    a, b = _rv(candidate), _rv(held)
+    return a is None or b is None or a >= b
+
+
+def owner_uid(job: Object) -> str | None:
+    return (job["metadata"].get("labels") or {}).get(LABEL_EXPORT_UID)
+
+
+def is_labelled_finished(obj: Object) -> bool:
+    return LABEL_FINISHED in (obj["metadata"].get("labels") or {})
+
+
+@dataclass
+class Change:
+    """What one event or LIST changed, for the reconciler to act on."""
+
+    exports: set[str] = field(default_factory=set)  # uids of ExportJobs to decide again
+    gone: list[Object] = field(default_factory=list)  # ExportJobs deleted (not merely finished)
+
+
+class ClusterState:
+    def __init__(self) -> None:
+        self.exports: dict[str, Object] = {}  # uid -> unfinished ExportJob
+        self.jobs: dict[str, Object] = {}  # ExportJob uid -> its unfinished worker Job
+        self._listed_rv: dict[str, int] = {"exportjob": 0, "job": 0}
+
+    # --- watch events ---------------------------------------------------------
+    def apply_exportjob(self, event_type: str | None, obj: Object) -> Change:
+        uid = obj["metadata"]["uid"]
+        held = self.exports.get(uid)
+        if not self._fresh("exportjob", obj, held):
+            return Change()
+        if event_type == "DELETED" or is_labelled_finished(obj):
+            self.exports.pop(uid, None)
+            really_gone = event_type == "DELETED" and not is_labelled_finished(obj)
+            return Change(gone=[obj] if really_gone else [])
+        self.exports[uid] = obj
+        return Change(exports={uid})
+
+    def apply_job(self, event_type: str | None, job: Object) -> Change:
+        owner = owner_uid(job)
+        if owner is None:
+            return Change()
+        held = self.jobs.get(owner)
+        if held is not None and held["metadata"].get("uid") not in (None, job["metadata"].get("uid")):
+            if event_type == "DELETED":  # an older Job of the same owner; the one held stays
+                return Change()
+        elif not self._fresh("job", job, held):
+            return Change()
+        if event_type == "DELETED" or is_labelled_finished(job):
+            self.jobs.pop(owner, None)
+        else:
+            self.jobs[owner] = job
+        return Change(exports={owner} if owner in self.exports else set())
+
+    def _fresh(self, kind: str, obj: Object, held: Object | None) -> bool:
+        if held is not None:
+            return _newer(obj, held)
+        rv = _rv(obj)
+        return rv is None or rv > self._listed_rv[kind]
+
+    # --- full LISTs -----------------------------------------------------------
+    def replace(self, exportjobs: Iterable[Object], exportjobs_rv: str, jobs: Iterable[Object], jobs_rv: str) -> None:
+        """Start over from LISTs of the unfinished ExportJobs and worker Jobs."""
+        self.exports = {ej["metadata"]["uid"]: ej for ej in exportjobs}
+        self.jobs = {}
+        for job in jobs:
+            owner = owner_uid(job)
+            if owner is not None:
+                self.jobs[owner] = job
+        self._listed_rv = {"exportjob": _int_or_zero(exportjobs_rv), "job": _int_or_zero(jobs_rv)}
+
+    # --- the reconciler's own writes -----------------------------------------
+    def put_job(self, owner: str, job: Object) -> None:
+        """A Job this operator has just created (or a placeholder while it is being created)."""
+        if _newer(job, self.jobs.get(owner)):
+            self.jobs[owner] = job
+
+    def forget_job(self, owner: str, job_name: str) -> None:
+        held = self.jobs.get(owner)
+        if held is not None and held["metadata"].get("name") == job_name:
+            del self.jobs[owner]
+
+    def orphans(self) -> list[Object]:
+        """Worker Jobs whose ExportJob the store does not hold."""
+        return [job for owner, job in self.jobs.items() if owner not in self.exports]
+
+
+def _int_or_zero(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0

@@ -1,0 +1,74 @@
+"""The store kept from watch events and LISTs: newest wins, deletions stick, finished objects leave."""
+
+from exportjob.controller.manifests import LABEL_EXPORT_UID, LABEL_FINISHED
+from exportjob.controller.store import ClusterState
+
+
+def ej(uid: str, rv: int, finished: bool = False) -> dict:
+    labels = {LABEL_FINISHED: "true"} if finished else {}
+    return {"metadata": {"uid": uid, "name": uid, "namespace": "ns", "resourceVersion": str(rv), "labels": labels}}
+
+
+def job(owner: str, rv: int, uid: str = "job-uid", finished: bool = False) -> dict:
+    labels = {LABEL_EXPORT_UID: owner, **({LABEL_FINISHED: "true"} if finished else {})}
+    return {
+        "metadata": {
+            "uid": uid,
+            "name": f"job-{owner}",
+            "namespace": "ns",
+            "resourceVersion": str(rv),
+            "labels": labels,
+        }
+    }
+
+
+def test_an_older_event_never_overwrites_a_newer_object():
+    state = ClusterState()
+    state.apply_exportjob("ADDED", ej("a", 5))
+    assert state.apply_exportjob("MODIFIED", ej("a", 4)).exports == set()
+    assert state.exports["a"]["metadata"]["resourceVersion"] == "5"
+    assert state.apply_exportjob("MODIFIED", ej("a", 6)).exports == {"a"}
+
+
+def test_a_stale_event_cannot_resurrect_what_a_later_list_no_longer_has():
+    state = ClusterState()
+    state.replace([ej("b", 8)], "10", [], "10")
+    assert state.apply_exportjob("MODIFIED", ej("a", 9)).exports == set()  # deleted before the LIST
+    assert "a" not in state.exports
+    assert state.apply_exportjob("ADDED", ej("c", 11)).exports == {"c"}
+
+
+def test_finishing_is_not_deleting():
+    state = ClusterState()
+    state.apply_exportjob("ADDED", ej("a", 1))
+    state.apply_exportjob("ADDED", ej("b", 1))
+    change = state.apply_exportjob("DELETED", ej("a", 2, finished=True))  # left the label selector
+    assert change.gone == [] and "a" not in state.exports
+    change = state.apply_exportjob("DELETED", ej("b", 2))
+    assert [o["metadata"]["uid"] for o in change.gone] == ["b"]
+
+
+def test_jobs_are_kept_by_owner_and_leave_when_finished_or_deleted():
+    state = ClusterState()
+    state.apply_exportjob("ADDED", ej("a", 1))
+    assert state.apply_job("ADDED", job("a", 2)).exports == {"a"}
+    assert state.jobs["a"]["metadata"]["uid"] == "job-uid"
+    state.apply_job("MODIFIED", job("a", 3, finished=True))
+    assert "a" not in state.jobs
+
+
+def test_own_placeholder_counts_until_the_real_job_replaces_it():
+    state = ClusterState()
+    placeholder = {"metadata": {"name": "job-a", "namespace": "ns", "labels": {LABEL_EXPORT_UID: "a"}}}
+    state.put_job("a", placeholder)
+    assert state.jobs["a"] is placeholder
+    state.apply_job("ADDED", job("a", 7))
+    assert state.jobs["a"]["metadata"]["resourceVersion"] == "7"
+    state.forget_job("a", "job-a")
+    assert "a" not in state.jobs
+
+
+def test_orphans_are_jobs_without_their_export():
+    state = ClusterState()
+    state.replace([ej("a", 1)], "5", [job("a", 2), job("gone", 3, uid="other")], "5")
+    assert [j["metadata"]["uid"] for j in state.orphans()] == ["other"]
