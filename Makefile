@@ -15,6 +15,7 @@ MONITORING_RULES ?= rules/exportjob.rules.yml
 MONITORING_RULE_TESTS ?= rules/exportjob.test.yml
 MONITORING_DASHBOARDS ?= dashboards/exportjob-operator.json
 BENCH_ARGS ?=
+BENCH_OPERATOR_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/bin:$(PATH)
 
 .DEFAULT_GOAL := help

@@ -9,3 +9,8 @@ bench-quick: setup system-deps ## The benchmarks at reduced sizes, one run each 
 	$(PY) bench/run.py --quick --repeat 1 $(BENCH_ARGS)
 
 .PHONY: bench bench-quick
+
+bench-operator: setup | $(DEVCLUSTER_BINS) ## Operator at scale: writes, CPU and RSS per export, admissions/s, slot latency (bench/README.md).
+	$(PY) bench/operator_bench.py --json bench/out/operator.json $(BENCH_OPERATOR_ARGS)
+
+.PHONY: bench-operator

@@ -72,3 +72,13 @@ def test_orphans_are_jobs_without_their_export():
     state = ClusterState()
     state.replace([ej("a", 1)], "5", [job("a", 2), job("gone", 3, uid="other")], "5")
     assert [j["metadata"]["uid"] for j in state.orphans()] == ["other"]
+
+
+def test_an_event_older_than_the_label_write_cannot_bring_a_finished_export_back():
+    state = ClusterState()
+    state.apply_exportjob("ADDED", ej("a", 1))
+    state.apply_exportjob("MODIFIED", ej("a", 3, finished=True))  # the operator's own label write, folded in
+    assert "a" not in state.exports
+    assert state.apply_exportjob("MODIFIED", ej("a", 2)).exports == set()  # its status write, still in flight
+    assert "a" not in state.exports
+    assert state.apply_exportjob("DELETED", ej("a", 3, finished=True)).gone == []

@@ -94,10 +94,10 @@ class KubeApi:
         ]
         return _merge(listings)
 
-    def label_exportjob(self, namespace: str, name: str, labels: dict[str, str]) -> None:
-        """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched)."""
+    def label_exportjob(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any] | None:
+        """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched); the result."""
         try:
-            self.custom.patch_namespaced_custom_object(
+            response = self.custom.patch_namespaced_custom_object(
                 API_GROUP,
                 API_VERSION,
                 namespace,
@@ -109,6 +109,8 @@ class KubeApi:
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to label
                 raise
+            return None
+        return _data(response)
 
     def patch_exportjob_status(
         self, namespace: str, name: str, status_patch: dict[str, Any], resource_version: str | None = None

@@ -94,12 +94,14 @@ class LoopRunner:
 
         Between renewals the holder acts without asking again: a standby takes
         over only after the Lease has gone unrenewed for its whole duration,
-        which is three renewal periods.
+        which is three renewal periods. A standby asks once per period too.
         """
         if self.leader is None:
             return True
-        if self._leading and self.monotonic() < self._next_renewal:
-            return True
+        if self.monotonic() < self._next_renewal:  # a standby, too, asks once per period, not per event
+            if not self._leading:
+                self.target.stand_by()
+            return self._leading
         leading = self.leader.lead()
         self._next_renewal = self.monotonic() + self.renew_every
         self.metrics.leader.set(1 if leading else 0)

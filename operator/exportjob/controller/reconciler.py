@@ -90,7 +90,7 @@ class Observed:
 
     exportjobs: list[Object] = field(default_factory=list)
     jobs: list[Object] = field(default_factory=list)
-    labelled: bool = False  # the export carries the finished label now
+    finished: bool = False  # the write made the export terminal (and labelled it)
     admission_failed: bool = False  # the reserved slot must be released
 
 
@@ -126,7 +126,6 @@ class Reconciler:
         self._dirty: set[str] = set()
         self._gone: list[Object] = []
         self._waiting: set[str] = set()
-        self._labelled: set[str] = set()
         self._parsed: dict[str, _Parsed] = {}
         self._synced = False
         self._next_resync = 0.0
@@ -155,7 +154,6 @@ class Reconciler:
         self.state.replace(exportjobs, ej_rv, jobs, job_rv)
         self.queue = FairQueue()
         self._waiting.clear()
-        self._labelled &= set(self.state.exports)
         self._parsed = {uid: p for uid, p in self._parsed.items() if uid in self.state.exports}
         self._dirty = set(self.state.exports)
         self._synced = True
@@ -181,7 +179,6 @@ class Reconciler:
     def _forget(self, uid: str) -> None:
         self.queue.discard(uid)
         self._waiting.discard(uid)
-        self._labelled.discard(uid)
         self._parsed.pop(uid, None)
         self._dirty.discard(uid)
 
@@ -258,7 +255,7 @@ class Reconciler:
             case Skip():
                 return None
             case Label():
-                return None if uid in self._labelled else partial(self._label, ej)
+                return partial(self._label, ej)
             case FailInvalid(message=message):
                 new = transitions.failed_before_start(
                     status,
@@ -408,11 +405,9 @@ class Reconciler:
                 self.state.forget_job(uid, held["metadata"]["name"])
         for job in observed.jobs:
             self.state.put_job(uid, job)
-        for ej in observed.exportjobs:
+        for ej in observed.exportjobs:  # a labelled one leaves the store (and stays out)
             self.state.apply_exportjob("MODIFIED", ej)
-        if observed.labelled:
-            self._labelled.add(uid)
-            self.state.exports.pop(uid, None)
+        if uid not in self.state.exports:
             self._forget(uid)
 
     def _delete_job(self, job: Object) -> Observed:
@@ -421,8 +416,8 @@ class Reconciler:
         return Observed()
 
     def _label(self, ej: Object) -> Observed:
-        self.api.label_exportjob(ej["metadata"]["namespace"], ej["metadata"]["name"], FINISHED)
-        return Observed(labelled=True)
+        labelled = self.api.label_exportjob(ej["metadata"]["namespace"], ej["metadata"]["name"], FINISHED)
+        return Observed(exportjobs=[labelled] if labelled else [])
 
     def _finish(self, ej: Object, status: ExportJobStatus, job: Object) -> Observed:
         pods = self.api.list_job_pods(ej["metadata"]["namespace"], job)
@@ -431,7 +426,7 @@ class Reconciler:
             status, outcome=outcome, now=self._now(), generation=ej["metadata"].get("generation")
         )
         observed = self._write(ej, status, new)
-        if observed.labelled:
+        if observed.finished:
             self.api.label_job(job["metadata"]["namespace"], job["metadata"]["name"], FINISHED)
         return observed
 
@@ -455,9 +450,7 @@ class Reconciler:
             waited = (self.clock() - _parse_time(created)).total_seconds() if created else 0.0
             self.metrics.record_admitted(fmt, waited)
         if new.is_terminal and not old.is_terminal:
-            # Finished exports drop out of the watch (UNFINISHED_SELECTOR): one label write.
-            self.api.label_exportjob(meta["namespace"], meta["name"], FINISHED)
-            observed.labelled = True
+            observed.finished = True
             self.metrics.record_finished(
                 fmt,
                 succeeded=new.phase == "Succeeded",
@@ -470,6 +463,15 @@ class Reconciler:
             log.info("finished", extra={**_ids(ej), "phase": new.phase, "reason": new.reason})
         for event in events_for(old, new):
             self.api.post_event(ej, event.type, event.reason, event.message)
+        if observed.finished:
+            # Finished exports drop out of the watch (UNFINISHED_SELECTOR): one label write. Should it
+            # fail, the export stays terminal and unlabelled, and `decide` labels it on the next event.
+            try:
+                labelled = self.api.label_exportjob(meta["namespace"], meta["name"], FINISHED)
+            except Exception:
+                log.exception("labelling a finished ExportJob failed; retried", extra=_ids(ej))
+            else:
+                observed.exportjobs += [labelled] if labelled else []
         return observed
 
     # --- small helpers -----------------------------------------------------------------------

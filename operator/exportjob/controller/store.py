@@ -64,15 +64,23 @@ class ClusterState:
         self.exports: dict[str, Object] = {}  # uid -> unfinished ExportJob
         self.jobs: dict[str, Object] = {}  # ExportJob uid -> its unfinished worker Job
         self._listed_rv: dict[str, int] = {"exportjob": 0, "job": 0}
+        # ExportJobs that left (finished or deleted) -> the resourceVersion they left at: an
+        # older event still in flight (e.g. of the operator's own status write) must not bring one back.
+        self._left: dict[str, int] = {}
 
     # --- watch events ---------------------------------------------------------
     def apply_exportjob(self, event_type: str | None, obj: Object) -> Change:
         uid = obj["metadata"]["uid"]
         held = self.exports.get(uid)
+        left, rv = self._left.get(uid), _rv(obj)
+        if left is not None and (rv is None or rv <= left):
+            return Change()
         if not self._fresh("exportjob", obj, held):
             return Change()
         if event_type == "DELETED" or is_labelled_finished(obj):
             self.exports.pop(uid, None)
+            if rv is not None:
+                self._left[uid] = rv
             really_gone = event_type == "DELETED" and not is_labelled_finished(obj)
             return Change(gone=[obj] if really_gone else [])
         self.exports[uid] = obj
@@ -110,6 +118,7 @@ class ClusterState:
             if owner is not None:
                 self.jobs[owner] = job
         self._listed_rv = {"exportjob": _int_or_zero(exportjobs_rv), "job": _int_or_zero(jobs_rv)}
+        self._left = {}  # whatever left before the LIST is older than it: `_fresh` filters those events
 
     # --- the reconciler's own writes -----------------------------------------
     def put_job(self, owner: str, job: Object) -> None:
