@@ -22,7 +22,7 @@ def admit_all(queue: FairQueue, running: Counter[str], limits: Limits) -> list[s
         chosen = queue.next_to_admit(running, limits)
         if chosen is None:
             break
-        queue.discard(chosen.uid)
+        queue.take(chosen)
         running[chosen.namespace] += 1
         admitted.append(chosen.uid)
     return admitted
@@ -88,3 +88,15 @@ def test_limits_reject_nonsense():
         Limits(0, 1)
     with pytest.raises(ValueError):
         Limits(1, 1, weights={"a": 0})
+
+
+def test_equally_loaded_namespaces_take_turns():
+    # One slot: whoever had the last turn waits, even if its exports are older or more urgent.
+    limits = Limits(1, 1)
+    queue = FairQueue([entry("a", f"a{i}", 1000, t(i)) for i in range(3)] + [entry("b", "b0", 0, t(9))])
+    turns = []
+    for _ in range(4):
+        chosen = queue.next_to_admit(Counter(), limits)
+        queue.take(chosen)
+        turns.append(chosen.uid)
+    assert turns == ["a/a0", "b/b0", "a/a1", "a/a2"]

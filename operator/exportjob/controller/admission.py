@@ -7,8 +7,9 @@ The rule (docs/operator.md, "Admission and the queue"):
   ExportJob, so it only orders that namespace's own exports.
 * Across namespaces, free slots are shared fairly: the next slot goes to the
   namespace with the fewest running exports relative to its weight
-  (`running / weight`, weights from the operator's settings, default 1), ties
-  broken by the age of the namespace's first waiting export. A namespace that
+  (`running / weight`, weights from the operator's settings, default 1); among
+  equals, to the namespace served longest ago (round robin), then to the one
+  whose first waiting export is oldest. A namespace that
   sends a thousand priority-1000 exports cannot hold back another namespace's
   single priority-0 export for longer than one free slot.
 * Never more than `Limits.total` running cluster-wide nor `Limits.per_namespace`
@@ -73,6 +74,8 @@ class FairQueue:
     def __init__(self, entries: Iterable[QueueEntry] = ()) -> None:
         self._heaps: dict[str, list[tuple[Rank, str]]] = {}
         self._live: dict[str, QueueEntry] = {}  # uid -> entry
+        self._served: dict[str, int] = {}  # namespace -> when it last got a slot (a serial number)
+        self._serial = 0
         for entry in entries:
             self.push(entry)
 
@@ -97,6 +100,12 @@ class FairQueue:
     def discard(self, uid: str) -> None:
         self._live.pop(uid, None)
 
+    def take(self, entry: QueueEntry) -> None:
+        """`entry` got a slot: out of the queue, and its namespace goes to the back of the round robin."""
+        self.discard(entry.uid)
+        self._serial += 1
+        self._served[entry.namespace] = self._serial
+
     def head(self, namespace: str) -> QueueEntry | None:
         """The namespace's next export (stale heap items are dropped on the way)."""
         heap = self._heaps.get(namespace)
@@ -111,7 +120,7 @@ class FairQueue:
 
     def next_to_admit(self, running: Mapping[str, int], limits: Limits) -> QueueEntry | None:
         """The export the next free slot goes to, or None (queue empty or every namespace at its limit)."""
-        best: tuple[float, str, str] | None = None
+        best: tuple[float, int, str, str] | None = None
         chosen: QueueEntry | None = None
         for namespace in list(self._heaps):
             if running.get(namespace, 0) >= limits.per_namespace:
@@ -119,7 +128,8 @@ class FairQueue:
             head = self.head(namespace)
             if head is None:
                 continue
-            key = (running.get(namespace, 0) / limits.weight(namespace), head.created, namespace)
+            share = running.get(namespace, 0) / limits.weight(namespace)
+            key = (share, self._served.get(namespace, 0), head.created, namespace)
             if best is None or key < best:
                 best, chosen = key, head
         return chosen
@@ -145,6 +155,6 @@ def service_order(waiting: Iterable[QueueEntry], running: Mapping[str, int], lim
         entry = queue.next_to_admit(counts, limits) or queue.next_to_admit(counts, relaxed)
         assert entry is not None  # the relaxed limits admit any non-empty queue
         order.append(entry)
-        queue.discard(entry.uid)
+        queue.take(entry)
         counts[entry.namespace] += 1
     return order

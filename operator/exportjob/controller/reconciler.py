@@ -152,7 +152,7 @@ class Reconciler:
         exportjobs, ej_rv = self.api.list_exportjobs(UNFINISHED_SELECTOR)
         jobs, job_rv = self.api.list_jobs(UNFINISHED_WORKER_JOB_SELECTOR)
         self.state.replace(exportjobs, ej_rv, jobs, job_rv)
-        self.queue = FairQueue()
+        self.queue = FairQueue()  # the round robin starts over too: what it remembers is only a tie-break
         self._waiting.clear()
         self._parsed = {uid: p for uid, p in self._parsed.items() if uid in self.state.exports}
         self._dirty = set(self.state.exports)
@@ -339,7 +339,7 @@ class Reconciler:
             entry = self.queue.next_to_admit(running, self.limits)
             if entry is None:
                 break
-            self.queue.discard(entry.uid)
+            self.queue.take(entry)
             ej = self.state.exports.get(entry.uid)
             parsed = self._parsed.get(entry.uid)
             if ej is None or parsed is None or parsed.spec is None or entry.uid in self.state.jobs:
