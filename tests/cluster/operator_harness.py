@@ -101,7 +101,7 @@ class OperatorProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([str(OPERATOR_BIN)], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_until(self._healthy, 30, f"operator liveness (log: {self.log_path})")
+        wait_until(self._healthy, 120, f"operator liveness (log: {self.log_path})")
         return self
 
     def _healthy(self) -> bool:

@@ -76,6 +76,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 def shutdown(**_: Any) -> None:
     if _loop is not None:
         _loop.stop()
+    if _reconciler is not None:
+        _reconciler.close()
 
 
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)

@@ -16,8 +16,10 @@ pass. Each pass, in numbered steps:
 4. Admission: while a slot is free, the fair queue (controller/admission.py)
    names the next export; its slot is reserved in the store before its Job is
    created, so nothing is admitted twice, and adopted if it already exists.
-5. Writes go out in parallel (`api_parallelism`); their results are folded
-   back into the store, so the next pass does not act on what it wrote.
+5. Writes go out in parallel (`api_parallelism`) without the loop waiting for
+   them; what the API server returns is folded back into the store when it
+   lands, so a later pass does not act on what it wrote. One export has at
+   most one write in flight.
 6. The level gauges are set from the store.
 
 Every status write carries the resourceVersion it was computed from, so a write
@@ -33,7 +35,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -131,6 +133,10 @@ class Reconciler:
         self._next_resync = 0.0
         self._next_recheck = 0.0
         self._pool = ThreadPoolExecutor(settings.api_parallelism, thread_name_prefix="api")
+        self._results: deque[tuple[str, bool, Future[Observed]]] = deque()
+        self._in_flight: dict[str, int] = {}  # export uid -> writes sent and not landed yet
+        self._deferred: set[str] = set()  # exports to decide again once their write has landed
+        self._reserved: dict[str, Object] = {}  # export uid -> the Job being created for it (its slot)
 
     # --- observe ----------------------------------------------------------------
     def observe(self, kind: str, event_type: str | None, obj: Object) -> None:
@@ -152,6 +158,9 @@ class Reconciler:
         exportjobs, ej_rv = self.api.list_exportjobs(UNFINISHED_SELECTOR)
         jobs, job_rv = self.api.list_jobs(UNFINISHED_WORKER_JOB_SELECTOR)
         self.state.replace(exportjobs, ej_rv, jobs, job_rv)
+        for uid, manifest in self._reserved.items():  # Jobs still being created hold their slots
+            if uid not in self.state.jobs:
+                self.state.put_job(uid, manifest)
         self.queue = FairQueue()  # the round robin starts over too: what it remembers is only a tie-break
         self._waiting.clear()
         self._parsed = {uid: p for uid, p in self._parsed.items() if uid in self.state.exports}
@@ -185,6 +194,7 @@ class Reconciler:
     # --- one pass -------------------------------------------------------------------
     def reconcile_once(self) -> None:
         # 1. Observe.
+        self._fold_results()
         if not self._synced or self.monotonic() >= self._next_resync:
             self._inbox.clear()  # the LIST is newer than anything queued so far
             self._resync()
@@ -226,8 +236,8 @@ class Reconciler:
                 status = self._status(queued)
                 tasks.append((uid, partial(self._write, queued, status, self._queued(queued, status))))
 
-        # 5. Act, in parallel; fold what the API server returned back into the store.
-        self._run(tasks)
+        # 5. Act, in parallel; what the API server returns is folded back in when it lands.
+        self._run(tasks, admitted_uids)
 
         # 6. Levels.
         self.metrics.set_levels(
@@ -349,6 +359,7 @@ class Reconciler:
                 name=meta["name"], namespace=meta["namespace"], uid=entry.uid, spec=parsed.spec, settings=self.settings
             )
             self.state.put_job(entry.uid, manifest)  # the slot is taken from now on
+            self._reserved[entry.uid] = manifest
             running[entry.namespace] += 1
             free -= 1
             status = self._status(ej)
@@ -384,21 +395,52 @@ class Reconciler:
         return observed
 
     # --- act ------------------------------------------------------------------------------
-    def _run(self, tasks: list[tuple[str, Callable[[], Observed]]]) -> None:
-        if not tasks:
-            return
-        futures = [(uid, self._pool.submit(task)) for uid, task in tasks]
-        for uid, future in futures:
+    def _run(self, tasks: list[tuple[str, Callable[[], Observed]]], admissions: set[str]) -> None:
+        """Send the writes without waiting for them: a slow request never delays the next decision.
+
+        One export has at most one write in flight; a decision about an export
+        whose previous write is still out is made again once it has landed.
+        Admissions always go (their slot is already reserved in the store; a
+        conflicting status write is caught by its resourceVersion).
+        """
+        for uid, task in tasks:
+            if uid and uid in self._in_flight and uid not in admissions:
+                self._deferred.add(uid)
+                continue
+            if uid:
+                self._in_flight[uid] = self._in_flight.get(uid, 0) + 1
+            future = self._pool.submit(task)
+            future.add_done_callback(partial(self._landed, uid, uid in admissions))
+
+    def _landed(self, uid: str, admission: bool, future: Future[Observed]) -> None:
+        """(A pool thread.) Hand the result to the loop and wake it."""
+        self._results.append((uid, admission, future))
+        self.wake()
+
+    def _fold_results(self) -> None:
+        while self._results:
+            uid, admission, future = self._results.popleft()
+            if uid:
+                left = self._in_flight.get(uid, 1) - 1
+                if left:
+                    self._in_flight[uid] = left
+                else:
+                    self._in_flight.pop(uid, None)
+                    if uid in self._deferred:
+                        self._deferred.discard(uid)
+                        self._dirty.add(uid)
             try:
                 observed = future.result()
             except Exception:
                 ej = self.state.exports.get(uid)
                 log.exception("acting on an ExportJob failed", extra=_ids(ej) if ej else {"uid": uid})
-                observed = Observed(admission_failed=True)
+                observed = Observed(admission_failed=admission)
                 self._dirty.add(uid)  # decide again on the next pass
-            self._fold(uid, observed)
+            self._fold(uid, observed, admission)
 
-    def _fold(self, uid: str, observed: Observed) -> None:
+    def _fold(self, uid: str, observed: Observed, admission: bool) -> None:
+        if admission:
+            self._reserved.pop(uid, None)
         if observed.admission_failed:
             held = self.state.jobs.get(uid)
             if held is not None and held["metadata"].get("uid") is None:
