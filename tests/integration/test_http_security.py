@@ -39,7 +39,11 @@ def rows(tmp_path):
 def test_token_from_a_file_secret_loses_its_trailing_newline(tmp_path, http_server, monkeypatch):
     monkeypatch.setenv("EXPORTJOB_HTTP_BEARER_TOKEN", TOKEN + "\n")
     http_server.serve("/private", body=b'{"a": 1}\n')
-    spec = {"format": "csv", "source": {"http": {"url": http_server.url("/private"), **REF}}, "output": {"path": "h/out.csv"}}
+    spec = {
+        "format": "csv",
+        "source": {"http": {"url": http_server.url("/private"), **REF}},
+        "output": {"path": "h/out.csv"},
+    }
     result = execute(parse_spec(spec), str(tmp_path), Credentials.from_env())
     assert result.ok, result.message
     assert http_server.requests[-1]["authorization"] == f"Bearer {TOKEN}"
@@ -207,9 +211,7 @@ def test_csv_records_under_the_limit_still_parse(tmp_path, http_server, monkeypa
 
 # --- item 8: deep JSON and huge numbers ------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["ndjson", "json"])
-@pytest.mark.parametrize(
-    "record", [b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b'{"a": ' + b"9" * 5000 + b"}"]
-)
+@pytest.mark.parametrize("record", [b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b'{"a": ' + b"9" * 5000 + b"}"])
 def test_deep_json_and_huge_integers_are_malformed_not_crashes(tmp_path, http_server, fmt, record):
     body = record + b"\n" if fmt == "ndjson" else b"[" + record + b"]"
     http_server.serve("/r", body=body)

@@ -49,9 +49,7 @@ def test_first_allowed_skips_refused_addresses():
     assert address is None and "link-local" in (why or "")
 
 
-@pytest.mark.parametrize(
-    "env", [{"EXPORTJOB_HTTP_EGRESS": "open"}, {"EXPORTJOB_HTTP_DENY_NETWORKS": "not-a-network"}]
-)
+@pytest.mark.parametrize("env", [{"EXPORTJOB_HTTP_EGRESS": "open"}, {"EXPORTJOB_HTTP_DENY_NETWORKS": "not-a-network"}])
 def test_bad_settings_name_the_variable(env):
     with pytest.raises(EgressConfigError, match="EXPORTJOB_HTTP_"):
         EgressPolicy.from_env(env)

@@ -11,7 +11,7 @@ exportjobs/status patch; leases get/create/update (in the operator's own
 namespace, for leader election); jobs
 get/list/watch/create/delete (get: adopting an existing Job); pods list;
 persistentvolumeclaims get; serviceaccounts get; secrets get (only to check that a referenced key
-exists; values are never read into logs or status); events create.
+exists, and the labels `secretSelector` requires; values are never read into logs or status); events create.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from exportjob.controller.errors import Conflict, NotOurs
+from exportjob.controller.selectors import reference_problem
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 COMPONENT = "exportjob-operator"
+METADATA_ONLY = (("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),)  # no Secret values
 
 
 def load_client_configuration() -> client.ApiClient:
@@ -48,6 +50,11 @@ def _data(response: Any) -> dict[str, Any]:
 def _body(manifest: dict[str, Any]) -> Any:
     """A plain-dictionary request body (the client serialises dictionaries as they are; its stubs want models)."""
     return manifest
+
+
+def secret_unavailable(namespace: str, name: str, key: str) -> str:
+    """One message for a missing Secret and a missing key: the requester learns nothing about which Secrets exist."""
+    return f'Secret "{name}" in namespace "{namespace}" does not exist or has no key "{key}"'
 
 
 def _now() -> str:
@@ -179,11 +186,34 @@ class KubeApi:
             secret = _data(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
         except ApiException as error:
             if error.status == 404:
-                return f'Secret "{name}" not found in namespace "{namespace}"'
+                return secret_unavailable(namespace, name, key)
             raise
         if key not in (secret.get("data") or {}) and key not in (secret.get("stringData") or {}):
-            return f'Secret "{name}" has no key "{key}"'
+            return secret_unavailable(namespace, name, key)
         return None
+
+    def object_labels(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        """The labels of a Secret or PersistentVolumeClaim (metadata only: a Secret's values are not transferred).
+
+        None when it does not exist.
+        """
+        read = {
+            "Secret": self.core.read_namespaced_secret,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+        }[kind]
+        try:
+            found = _data(read(name, namespace, _preload_content=False, _headers=dict(METADATA_ONLY)))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict((found.get("metadata") or {}).get("labels") or {})
+
+    def usage_problem(self, kind: str, namespace: str, name: str, selector: str | None, setting: str) -> str | None:
+        """Why the admin's `selector` (operator setting `setting`) forbids using the object, or None."""
+        if not selector:
+            return None
+        return reference_problem(kind, name, namespace, self.object_labels(kind, namespace, name), selector, setting)
 
     # --- leader election -------------------------------------------------------
     def read_lease(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:

@@ -262,6 +262,10 @@ class Reconciler:
                 f'PersistentVolumeClaim "{claim}" not found in namespace "{namespace}"; '
                 "the export starts once it exists",
             )
+        if problem := self.api.usage_problem(
+            "PersistentVolumeClaim", namespace, claim, self.settings.claim_selector, "claimSelector"
+        ):
+            return (REASON_CLAIM_NOT_FOUND, problem)
         account = self.settings.worker_service_account
         if not self.api.service_account_exists(namespace, account):
             return (
@@ -270,7 +274,9 @@ class Reconciler:
                 "the export starts once it exists",
             )
         for _env, secret, key in secret_refs(spec):
-            problem = self.api.secret_problem(namespace, secret, key)
+            problem = self.api.secret_problem(namespace, secret, key) or self.api.usage_problem(
+                "Secret", namespace, secret, self.settings.secret_selector, "secretSelector"
+            )
             if problem is not None:
                 return (REASON_SECRET_NOT_FOUND, f"{problem}; the export starts once it exists")
         return None

@@ -74,7 +74,9 @@ class EgressPolicy:
                 try:
                     denied.append(ipaddress.ip_network(part.strip(), strict=False))
                 except ValueError:
-                    raise EgressConfigError(f"{DENY_NETWORKS_ENV}: {part.strip()!r} is not an address or network") from None
+                    raise EgressConfigError(
+                        f"{DENY_NETWORKS_ENV}: {part.strip()!r} is not an address or network"
+                    ) from None
         return cls(restricted=mode == RESTRICTED, denied=tuple(denied), api_server=tuple(dict.fromkeys(api)))
 
 

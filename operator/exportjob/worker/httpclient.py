@@ -49,7 +49,7 @@ _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Resolver = Callable[..., list[tuple[Any, ...]]]
-Connector = Callable[[tuple[str, int], float], socket.socket]
+Connector = Callable[[tuple[str, int], float | None], socket.socket]
 
 
 def public_url(url: str) -> str:
@@ -67,7 +67,7 @@ def public_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _connect(address: tuple[str, int], timeout: float) -> socket.socket:
+def _connect(address: tuple[str, int], timeout: float | None) -> socket.socket:
     return socket.create_connection(address, timeout=timeout)
 
 
