@@ -23,9 +23,12 @@ from exportjob.status import ExportJobStatus
 
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 
-# CEL rules keyed by the dotted path (within spec) of the node that carries them.
-# (Row width of inline sources cannot be a rule: cells are untyped JSON scalars,
-# which CEL cannot see; the operator fails such an ExportJob with InvalidSpec.)
+# CEL rules keyed by the dotted path (within spec) of the node that carries them;
+# a path ending in `[]` (or `[][]`) puts the rule on the list's items. The path
+# rules repeat check_relative_path (spec.py) so the API server refuses what the
+# model refuses. (Row width of inline sources is not a rule: its cost over
+# 10,000 rows of 512 cells exceeds the CRD's CEL budget; the operator fails such
+# an ExportJob with InvalidSpec.)
 SPEC_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
@@ -47,6 +50,15 @@ SPEC_RULES: dict[str, list[dict[str, str]]] = {
         {"rule": "!self.split('/').exists(s, s == '..')", "message": "must not contain '..' segments"},
         {"rule": "!self.endsWith('/')", "message": "must name a file, not a directory"},
         {"rule": "!self.contains('\\\\')", "message": "must not contain backslash characters"},
+        {"rule": "!self.contains('\\u0000')", "message": "must not contain NUL characters"},
+        {"rule": "self != '.' && !self.endsWith('/.')", "message": "must name a file, not a directory"},
+    ],
+    # A cell is a JSON scalar: string, number, boolean or null, never an object or a list.
+    "source.inline.rows[][]": [
+        {
+            "rule": "type(self) != map && type(self) != list",
+            "message": "a cell must be a string, number, boolean or null, not an object or a list",
+        },
     ],
     "csv.delimiter": [
         {"rule": "self != '\"' && self != '\\r' && self != '\\n'", "message": "must not be a double quote, CR or LF"},
@@ -121,7 +133,10 @@ def structural_schema(model: type, by_alias: bool = True) -> dict[str, Any]:
 def _node(schema: dict[str, Any], dotted: str) -> dict[str, Any]:
     node = schema
     for part in filter(None, dotted.split(".")):
-        node = node["properties"][part]
+        name, *items = part.split("[]")
+        node = node["properties"][name]
+        for _ in items:
+            node = node["items"]
     return node
 
 
