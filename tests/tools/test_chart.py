@@ -620,11 +620,15 @@ def test_network_policies_are_optional_and_keep_workers_from_metadata(helm: Path
     worker = policies[("team-a", "exportjob-operator-worker")]["spec"]
     assert worker["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
     assert worker["ingress"] == [] and set(worker["policyTypes"]) == {"Ingress", "Egress"}
-    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}} in [t for r in worker["egress"] for t in r.get("to", [])]
+    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}} in [
+        t for r in worker["egress"] for t in r.get("to", [])
+    ]
     operator = policies[(NAMESPACE, "exportjob-operator")]["spec"]
     assert [p["port"] for p in operator["ingress"][0]["ports"]] == ["http-metrics", "http-health"]
     # The worker Pods the operator builds carry the labels the worker policy selects.
-    spec = parse_spec({"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"claimName": "c", "path": "a"}})
+    spec = parse_spec(
+        {"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"claimName": "c", "path": "a"}}
+    )
     job = build_worker_job(name="e", namespace="team-a", uid="u", spec=spec, settings=OperatorSettings())
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert worker["podSelector"]["matchLabels"].items() <= labels.items()
