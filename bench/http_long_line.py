@@ -5,7 +5,12 @@ Usage: .venv/bin/python bench/http_long_line.py OPERATOR_SOURCE_DIR MIB
 Figures: bench/README.md, "HTTP CSV line without a newline".
 """
 
-import json, subprocess, sys, threading, os, tempfile
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SIZE = int(sys.argv[2]) * 1024 * 1024
