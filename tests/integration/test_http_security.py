@@ -217,3 +217,37 @@ def test_deep_json_and_huge_integers_are_malformed_not_crashes(tmp_path, http_se
     http_server.serve("/r", body=body)
     result = export(tmp_path, http_server.url("/r"), fmt=fmt)
     assert (result.reason, result.retryable) == ("MalformedSource", False), result.message
+
+
+# --- item 1, every channel: the worker process's termination log, stdout, stderr; the CLI ----------------------
+@pytest.mark.parametrize("program", ["exportjob-worker", "exportjob"])
+def test_a_token_with_an_inner_newline_leaks_into_no_channel(tmp_path, http_server, program):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    http_server.serve("/private", body=b'{"a": 1}\n')
+    spec = {
+        "format": "csv",
+        "source": {"http": {"url": http_server.url("/private"), **REF}},
+        "output": {"path": "h/out.csv"},
+    }
+    binary = str(Path(sys.executable).parent / program)
+    termination = tmp_path / "termination-log"
+    if program == "exportjob-worker":
+        args = [binary, "--spec-json", json.dumps(spec), "--output-root", str(tmp_path / "out")]
+        args += ["--termination-log", str(termination)]
+    else:
+        manifest = tmp_path / "export.yaml"
+        manifest.write_text(yaml.safe_dump({"apiVersion": "exportjob.io/v1alpha1", "kind": "ExportJob", "spec": spec}))
+        args = [binary, "run", "-f", str(manifest), "--output-dir", str(tmp_path / "out")]
+    env = {**os.environ, "EXPORTJOB_HTTP_BEARER_TOKEN": "secret-part-one\nsecret-part-two\n"}
+    completed = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert completed.returncode == 65, completed.stderr
+    channels = completed.stdout + completed.stderr + (termination.read_text() if termination.exists() else "")
+    assert "InvalidCredentials" in channels
+    assert "secret-part" not in channels
+    assert http_server.connections == 0
