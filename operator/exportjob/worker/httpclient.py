@@ -139,7 +139,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 
 class Response:
-    """The open response: a binary stream (`read`, `readline`, `readinto`), `status`, `reason`; `close()` it."""
+    """The open response: a binary stream (`read`, `readline`), `status`, `reason`; `close()` it."""
 
     def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse, url: str) -> None:
         self._connection = connection
