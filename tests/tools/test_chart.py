@@ -268,6 +268,7 @@ def test_chart_copies_equal_their_sources() -> None:
         "crds/exportjob.io_exportjobs.yaml",
         "rules/exportjob.rules.yml",
         "dashboards/exportjob-operator.json",
+        "policies/exportjob-references.yaml",
     }
     for line in filter(None, pairs):
         source, copy = map(Path, line.split())
