@@ -61,12 +61,12 @@ INVALID = [
     (
         "object as an inline cell",
         variant(source={"inline": {"columns": ["a"], "rows": [[{"nested": "object"}]]}}),
-        "a cell must be a string, number, boolean or null",
+        "spec.source.inline.rows[0][0]",  # refused by maxProperties/maxItems 0 (CEL cannot see untyped cells)
     ),
     (
         "list as an inline cell",
-        variant(source={"inline": {"columns": ["a"], "rows": [[[1, 2]]]}}),
-        "a cell must be a string, number, boolean or null",
+        variant(source={"inline": {"columns": ["a"], "rows": [["ok"], [[1, 2]]]}}),
+        "spec.source.inline.rows[1][0]",
     ),
 ]
 

@@ -577,7 +577,7 @@ def test_admission_policy_is_the_source_file_with_the_releases_names(helm: Path)
     assert policy["metadata"]["name"] == "exportjob-operator-references"
     assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
     assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
-    expressions = " ".join(v["expression"] for v in policy["spec"]["variables"])
+    expressions = " ".join(v["expression"] for v in policy["spec"]["validations"])
     assert "resource('secrets')" in expressions and "resource('persistentvolumeclaims')" in expressions
     assert not [o for o in render(helm, "--set", "admissionPolicy.enabled=false") if "Admission" in o["kind"]]
 
