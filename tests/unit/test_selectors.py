@@ -41,14 +41,16 @@ def test_bad_selector_setting_names_the_variable():
 
 
 def test_missing_and_forbidden_read_the_same_to_the_requester():
-    missing = reference_problem("Secret", "db", "team-a", None, "usable=yes", "secretSelector")
-    forbidden = reference_problem("Secret", "db", "team-a", {"other": "1"}, "usable=yes", "secretSelector")
-    assert missing == forbidden and "secretSelector" in (missing or "")
-    assert reference_problem("Secret", "db", "team-a", {"usable": "yes"}, "usable=yes", "secretSelector") is None
+    kind = "PersistentVolumeClaim"
+    missing = reference_problem(kind, "data", "team-a", None, "usable=yes", "claimSelector")
+    forbidden = reference_problem(kind, "data", "team-a", {"other": "1"}, "usable=yes", "claimSelector")
+    assert missing == forbidden and "claimSelector" in (missing or "")
+    assert reference_problem(kind, "data", "team-a", {"usable": "yes"}, "usable=yes", "claimSelector") is None
 
 
 def test_secret_message_does_not_tell_a_missing_secret_from_a_missing_key():
     assert "does not exist or has no key" in secret_unavailable("team-a", "db", "dsn")
+    assert "secretSelector 'usable=yes'" in secret_unavailable("team-a", "db", "dsn", "usable=yes")
 
 
 def test_http_egress_settings_reach_the_worker_env():

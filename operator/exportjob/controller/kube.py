@@ -26,7 +26,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from exportjob.controller.errors import Conflict, NotOurs
-from exportjob.controller.selectors import reference_problem
+from exportjob.controller.selectors import reference_problem, selector_matches
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,13 @@ def _body(manifest: dict[str, Any]) -> Any:
     return manifest
 
 
-def secret_unavailable(namespace: str, name: str, key: str) -> str:
-    """One message for a missing Secret and a missing key: the requester learns nothing about which Secrets exist."""
-    return f'Secret "{name}" in namespace "{namespace}" does not exist or has no key "{key}"'
+def secret_unavailable(namespace: str, name: str, key: str, selector: str | None = None) -> str:
+    """One message for a missing Secret, a missing key and a Secret the admin's selector excludes.
+
+    The requester learns nothing about which Secrets exist.
+    """
+    excluded = f", or does not match the operator's secretSelector {selector!r}" if selector else ""
+    return f'Secret "{name}" in namespace "{namespace}" does not exist or has no key "{key}"{excluded}'
 
 
 def _now() -> str:
@@ -180,20 +184,23 @@ class KubeApi:
                 return False
             raise
 
-    def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
-        """None when Secret `name` has `key`; otherwise what is missing. Never returns or logs the value."""
+    def secret_problem(self, namespace: str, name: str, key: str, selector: str | None = None) -> str | None:
+        """None when Secret `name` has `key` (and matches `selector`, the admin's secretSelector); otherwise one
+        message that does not say which of the three is wrong. Never returns or logs the value."""
         try:
             secret = _data(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
         except ApiException as error:
             if error.status == 404:
-                return secret_unavailable(namespace, name, key)
+                return secret_unavailable(namespace, name, key, selector)
             raise
-        if key not in (secret.get("data") or {}) and key not in (secret.get("stringData") or {}):
-            return secret_unavailable(namespace, name, key)
+        has_key = key in (secret.get("data") or {}) or key in (secret.get("stringData") or {})
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        if not has_key or not selector_matches(selector, labels):
+            return secret_unavailable(namespace, name, key, selector)
         return None
 
     def object_labels(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
-        """The labels of a Secret or PersistentVolumeClaim (metadata only: a Secret's values are not transferred).
+        """The labels of a PersistentVolumeClaim or Secret (metadata only: a Secret's values are not transferred).
 
         None when it does not exist.
         """

@@ -274,9 +274,7 @@ class Reconciler:
                 "the export starts once it exists",
             )
         for _env, secret, key in secret_refs(spec):
-            problem = self.api.secret_problem(namespace, secret, key) or self.api.usage_problem(
-                "Secret", namespace, secret, self.settings.secret_selector, "secretSelector"
-            )
+            problem = self.api.secret_problem(namespace, secret, key, self.settings.secret_selector)
             if problem is not None:
                 return (REASON_SECRET_NOT_FOUND, f"{problem}; the export starts once it exists")
         return None
