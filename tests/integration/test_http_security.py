@@ -171,8 +171,10 @@ def test_user_info_in_the_url_is_a_permanent_spec_error_that_does_not_echo_it(tm
     assert http_server.connections == 0
 
 
-def test_control_characters_in_the_url_give_a_permanent_error_without_the_query(tmp_path, http_server):
-    result = export(tmp_path, http_server.url("/r?sig=query-secret x"))
+@pytest.mark.parametrize("url", ["/r?sig=query-secret x", "/r?sig=query-secret\x7f", "PORT"])
+def test_unusable_urls_give_a_permanent_error_without_the_query(tmp_path, http_server, url):
+    url = "http://127.0.0.1:99999/r?sig=query-secret" if url == "PORT" else http_server.url(url)
+    result = export(tmp_path, url)
     assert (result.reason, result.retryable) == ("InvalidSpec", False)
     assert "query-secret" not in result.message
 
