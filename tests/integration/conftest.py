@@ -83,7 +83,7 @@ def http_server() -> Iterator[HttpServer]:
                         self.wfile.flush()
                         time.sleep(route.header_trickle)
                 except OSError:
-                    return  # the client gave up
+                    pass  # the client gave up
                 self.close_connection = True
                 return
             self.send_response(route.status)
