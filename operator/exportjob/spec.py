@@ -276,7 +276,9 @@ class ExportJobSpec(_Model):
         default=None,
         ge=0,
         le=30 * 86_400,
-        description="Seconds to keep the finished worker Job (not the file, not this ExportJob); operator default when omitted.",
+        description=(
+            "Seconds to keep the finished worker Job (not the file, not this ExportJob); operator default when omitted."
+        ),
     )
 
     @model_validator(mode="after")

@@ -12,8 +12,9 @@ import json
 import subprocess
 
 import pytest
-from devcluster.waiting import wait_for
 from operator_harness import REPO
+
+from devcluster.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -39,7 +39,10 @@ class OperatorSettings(BaseModel):
     worker_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
     worker_service_account: str = Field(
         default="default",
-        description="ServiceAccount of worker Pods, in each export's namespace (the worker needs no API access; no token is mounted).",
+        description=(
+            "ServiceAccount of worker Pods, in each export's namespace "
+            "(the worker needs no API access; no token is mounted)."
+        ),
     )
     worker_http_egress: str = Field(
         default="restricted",
