@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole story on the local control plane, from nothing.
 #
-# Starts (or reuses) the local cluster, installs the CRD, starts the operator,
+# Starts (or reuses) the local cluster, installs the CRD and the admission
+# policy (policies/exportjob-references.yaml), starts the operator,
 # applies examples/, waits for every export to finish, and prints the
 # ExportJobs and the files with their checksums. Leaves the cluster and the
 # operator running for exploration; `make testenv-down` stops both.
@@ -20,6 +21,9 @@ kubectl get nodes
 say "CRD"
 kubectl apply --server-side -f crds/exportjob.io_exportjobs.yaml
 kubectl wait --for condition=Established --timeout=60s crd/exportjobs.exportjob.io
+
+say "Admission policy: an ExportJob's creator must be able to read the Secrets and claim it names (docs/security.md)"
+kubectl apply --server-side -f policies/exportjob-references.yaml
 
 say "Operator"
 hack/operator.sh start "$state" --max-concurrent 2 --max-concurrent-per-namespace 2 --default-claim exports

@@ -3,6 +3,7 @@
 #   crds/exportjob.io_exportjobs.yaml   -> charts/exportjob-operator/files/crd.yaml
 #   rules/exportjob.rules.yml           -> charts/exportjob-operator/files/exportjob.rules.yml
 #   dashboards/exportjob-operator.json  -> charts/exportjob-operator/files/exportjob-operator.json
+#   policies/exportjob-references.yaml  -> charts/exportjob-operator/files/admission-policy.yaml
 # The chart renders them as templates (never from the chart's crds/ folder, which
 # Helm does not upgrade). Run after changing a source; hack/check-chart-sync.sh
 # (CI) fails while a copy differs. The pairs are listed once, in CHART_SYNC_PAIRS.
@@ -15,6 +16,7 @@ CHART_SYNC_PAIRS=(
   "crds/exportjob.io_exportjobs.yaml" "crd.yaml"
   "rules/exportjob.rules.yml" "exportjob.rules.yml"
   "dashboards/exportjob-operator.json" "exportjob-operator.json"
+  "policies/exportjob-references.yaml" "admission-policy.yaml"
 )
 
 if [ "${1:-}" = "--list" ]; then  # used by check-chart-sync.sh: "SOURCE COPY" per line, absolute paths

@@ -42,9 +42,14 @@ def load_manifest(path: str) -> ExportJobManifest:
         raise SpecError(f"cannot read {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise SpecError(f"{path} is not valid YAML: {error}") from None
+    except RecursionError:
+        raise SpecError(f"{path} is nested too deeply to be an ExportJob") from None
     if len(documents) != 1:
         raise SpecError(f"{path} must hold exactly one YAML document (an ExportJob), found {len(documents)}")
-    return parse_manifest(documents[0])
+    try:
+        return parse_manifest(documents[0])
+    except RecursionError:
+        raise SpecError(f"{path} is nested too deeply to be an ExportJob") from None
 
 
 def _size(count: float) -> str:
@@ -92,6 +97,10 @@ def command_run(arguments: argparse.Namespace) -> int:
         for line in str(error).splitlines():
             print(f"  {line}", file=sys.stderr)
         return USAGE_ERROR
+    problem = output_directory_problem(arguments.output_dir)
+    if problem is not None:
+        print(f"exportjob run: --output-dir {arguments.output_dir}: {problem}", file=sys.stderr)
+        return USAGE_ERROR
     credentials = Credentials.from_env()
     if arguments.dsn:
         credentials = Credentials(postgres_dsn=arguments.dsn, http_bearer_token=credentials.http_bearer_token)
@@ -107,9 +116,17 @@ def command_run(arguments: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _output_directory(value: str) -> str:
-    os.makedirs(value, exist_ok=True)
-    return value
+def output_directory_problem(path: str) -> str | None:
+    """Create `path` as a directory if needed; why it cannot be the output directory, or None."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        return "exists and is not a directory"
+    except OSError as error:
+        return f"cannot create it: {error.strerror or type(error).__name__}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--output-dir",
         required=True,
-        type=_output_directory,
         metavar="DIR",
         help="directory standing for the volume root: the file is written to DIR/<spec.output.path>",
     )

@@ -23,9 +23,12 @@ from exportjob.status import ExportJobStatus
 
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 
-# CEL rules keyed by the dotted path (within spec) of the node that carries them.
-# (Row width of inline sources cannot be a rule: cells are untyped JSON scalars,
-# which CEL cannot see; the operator fails such an ExportJob with InvalidSpec.)
+# CEL rules keyed by the dotted path (within spec) of the node that carries them;
+# a path part ending in `[]` goes on to the list's items. The path rules repeat
+# check_relative_path (spec.py) so the API server refuses what the model refuses.
+# (Inline cells are untyped JSON scalars, which CEL cannot see: objects and lists
+# are refused by value validations instead, see `_resolve`; the row width is
+# checked by the operator, which fails such an ExportJob with InvalidSpec.)
 SPEC_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
@@ -47,6 +50,8 @@ SPEC_RULES: dict[str, list[dict[str, str]]] = {
         {"rule": "!self.split('/').exists(s, s == '..')", "message": "must not contain '..' segments"},
         {"rule": "!self.endsWith('/')", "message": "must name a file, not a directory"},
         {"rule": "!self.contains('\\\\')", "message": "must not contain backslash characters"},
+        {"rule": "!self.contains('\\u0000')", "message": "must not contain NUL characters"},
+        {"rule": "self != '.' && !self.endsWith('/.')", "message": "must name a file, not a directory"},
     ],
     "csv.delimiter": [
         {"rule": "self != '\"' && self != '\\r' && self != '\\n'", "message": "must not be a double quote, CR or LF"},
@@ -87,10 +92,15 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         rest = {k: v for k, v in node.items() if k != "anyOf"}
         if len(branches) == 1:
             return _resolve({**branches[0], **rest}, defs)
-        # A union of JSON scalars (inline cells): any value, checked by the worker.
-        # `nullable` lets CEL rules over the whole spec (immutability) see null cells.
+        # A union of JSON scalars (inline cells): a structural schema cannot type it, and CEL cannot
+        # see an untyped node, so objects and lists are refused by value validations that only apply
+        # to them: `maxProperties: 0` (an object) and `maxItems: 0` (a list); scalars pass untouched.
+        # (An empty {} or [] still passes here; the operator fails it with InvalidSpec.)
         rest.pop("default", None)
-        return _resolve({**rest, "nullable": True, "x-kubernetes-preserve-unknown-fields": True}, defs)
+        return _resolve(
+            {**rest, "nullable": True, "x-kubernetes-preserve-unknown-fields": True, "maxProperties": 0, "maxItems": 0},
+            defs,
+        )
     result: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS or (key == "default" and value is None):
@@ -114,7 +124,10 @@ def structural_schema(model: type, by_alias: bool = True) -> dict[str, Any]:
 def _node(schema: dict[str, Any], dotted: str) -> dict[str, Any]:
     node = schema
     for part in filter(None, dotted.split(".")):
-        node = node["properties"][part]
+        name, *items = part.split("[]")
+        node = node["properties"][name]
+        for _ in items:
+            node = node["items"]
     return node
 
 

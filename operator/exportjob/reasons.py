@@ -23,6 +23,7 @@ class Reason(StrEnum):
     SOURCE_UNREACHABLE = "SourceUnreachable"  # connection refused, DNS, reset, HTTP 5xx/429/408: retryable
     SOURCE_TIMEOUT = "SourceTimeout"  # statement_timeout or HTTP read timeout: retryable
     SOURCE_REJECTED = "SourceRejected"  # HTTP 4xx (other than 408/429): permanent
+    EGRESS_DENIED = "EgressDenied"  # the HTTP source's address is refused by the egress policy: permanent
     QUERY_FAILED = "QueryFailed"  # PostgreSQL rejected the query: permanent, with the server's message
     MALFORMED_SOURCE = "MalformedSource"  # a record that does not parse, named by line or byte offset
     UNENCODABLE_TEXT = "UnencodableText"  # a character the chosen CSV encoding cannot represent

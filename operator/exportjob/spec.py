@@ -113,7 +113,15 @@ class HttpSource(_Model):
         default="ndjson",
         description="ndjson: one JSON object per line; csv: a header row then rows; json: one array of objects.",
     )
-    timeout_seconds: int = Field(default=30, ge=1, le=3600, description="Connect and read timeout.")
+    timeout_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description=(
+            "Seconds for connecting and receiving the response headers, redirects included, in total; then for "
+            "each read of the body (the whole export is bounded by activeDeadlineSeconds)."
+        ),
+    )
     bearer_token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding a bearer token sent as the Authorization header."
     )
@@ -271,7 +279,9 @@ class ExportJobSpec(_Model):
         default=None,
         ge=0,
         le=30 * 86_400,
-        description="Seconds to keep the finished worker Job (not the file, not this ExportJob); operator default when omitted.",
+        description=(
+            "Seconds to keep the finished worker Job (not the file, not this ExportJob); operator default when omitted."
+        ),
     )
 
     @model_validator(mode="after")

@@ -55,6 +55,19 @@ INVALID = [
         "connectionSecretRef",
     ),
     ("priority out of range", variant(priority=5000), "spec.priority"),
+    # issue 9, item 14: what the model refuses, the API server refuses too.
+    ("NUL in path", variant(output__path="a\u0000b.csv"), "must not contain NUL characters"),
+    ("dot as file name", variant(output__path="reports/."), "must name a file, not a directory"),
+    (
+        "object as an inline cell",
+        variant(source={"inline": {"columns": ["a"], "rows": [[{"nested": "object"}]]}}),
+        "spec.source.inline.rows[0][0]",  # refused by maxProperties/maxItems 0 (CEL cannot see untyped cells)
+    ),
+    (
+        "list as an inline cell",
+        variant(source={"inline": {"columns": ["a"], "rows": [["ok"], [[1, 2]]]}}),
+        "spec.source.inline.rows[1][0]",
+    ),
 ]
 
 

@@ -27,6 +27,8 @@ class Route:
     body: Body = b""
     content_type: str = "application/octet-stream"
     chunked: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    header_trickle: float | None = None  # send the header block one byte per this many seconds
 
 
 @dataclass
@@ -34,6 +36,7 @@ class HttpServer:
     base_url: str
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)
+    connections: int = 0  # TCP connections accepted
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -45,9 +48,11 @@ class HttpServer:
         status: int = 200,
         content_type: str = "application/octet-stream",
         chunked: bool = False,
+        headers: dict[str, str] | None = None,
+        header_trickle: float | None = None,
     ) -> str:
         """Serve `body` at `path` (chunked: `body` is a callable returning the chunks); return the URL."""
-        self.routes[path] = Route(status, body, content_type, chunked)
+        self.routes[path] = Route(status, body, content_type, chunked, dict(headers or {}), header_trickle)
         return self.url(path)
 
 
@@ -61,13 +66,30 @@ def http_server() -> Iterator[HttpServer]:
         def log_message(self, *args: object) -> None:
             pass
 
+        def setup(self) -> None:
+            state.connections += 1
+            super().setup()
+
         def do_GET(self) -> None:
             state.requests.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
             route = state.routes.get(self.path.split("?")[0])
             if route is None:
                 route = Route(404, b"not found", "text/plain")
+            if route.header_trickle is not None:  # a server too slow to finish its headers
+                block = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Pad: {'x' * 40}\r\n\r\n".encode()
+                try:
+                    for byte in block:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(route.header_trickle)
+                except OSError:
+                    pass  # the client gave up
+                self.close_connection = True
+                return
             self.send_response(route.status)
             self.send_header("Content-Type", route.content_type)
+            for name, value in route.headers.items():
+                self.send_header(name, value)
             if route.chunked:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()

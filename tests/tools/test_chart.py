@@ -35,7 +35,14 @@ CHART = REPO / "charts" / "exportjob-operator"
 ALL_TOGGLES = CHART / "ci" / "all-toggles-values.yaml"
 KUBE_PY = REPO / "operator" / "exportjob" / "controller" / "kube.py"
 NAMESPACE = "exportjob-system"
-CLUSTER_SCOPED = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace"}
+CLUSTER_SCOPED = {
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Namespace",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 # The operator's RBAC: (API group, resource, verb). Nothing more, nothing less.
 LEAST_PRIVILEGE = {
@@ -156,6 +163,8 @@ def test_default_render_has_the_core_objects_and_no_optional_ones(helm: Path) ->
             "Service",
             "Deployment",
             "Pod",
+            "ValidatingAdmissionPolicy",  # the confused-deputy guard is on by default (docs/security.md)
+            "ValidatingAdmissionPolicyBinding",
         ]
     )
 
@@ -261,6 +270,7 @@ def test_chart_copies_equal_their_sources() -> None:
         "crds/exportjob.io_exportjobs.yaml",
         "rules/exportjob.rules.yml",
         "dashboards/exportjob-operator.json",
+        "policies/exportjob-references.yaml",
     }
     for line in filter(None, pairs):
         source, copy = map(Path, line.split())
@@ -326,6 +336,7 @@ def test_one_replica_recreate_probe_and_ports(helm: Path) -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http-metrics": 8080, "http-health": 8081}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
 
 
@@ -496,7 +507,16 @@ def test_clusterwide_rbac_is_exactly_the_least_privilege_table(helm: Path) -> No
 def test_namespaced_mode_renders_nothing_cluster_scoped_but_the_crd(helm: Path) -> None:
     objects = render(helm, "-f", str(ALL_TOGGLES), "--set", "watchNamespaces={team-a,team-b}")
     cluster_scoped = [o["kind"] for o in objects if o["kind"] in CLUSTER_SCOPED or not o["metadata"].get("namespace")]
-    assert cluster_scoped == ["CustomResourceDefinition"]
+    # The CRD, and the admission policy whose binding covers the listed namespaces only.
+    assert sorted(cluster_scoped) == [
+        "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ]
+    binding = one(objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
+    ]
     roles = [o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] != LEADER_ROLE]
     bindings = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] != LEADER_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
@@ -544,3 +564,90 @@ def test_clusters_older_than_podfailurepolicy_ga_are_refused(helm: Path) -> None
     assert run_helm(helm, "template", "x", str(CHART), "--kube-version", "1.31.0").returncode == 0
     old = run_helm(helm, "template", "x", str(CHART), "--kube-version", "1.30.9", check=False)
     assert old.returncode != 0 and "kubeVersion" in old.stderr
+
+
+# --- security (issue 9; docs/security.md) ------------------------------------------------------------------------
+POLICY_SOURCE = REPO / "policies" / "exportjob-references.yaml"
+INSTALL_DOC = REPO / "docs" / "install.md"
+
+
+def test_admission_policy_is_the_source_file_with_the_releases_names(helm: Path) -> None:
+    objects = render(helm)
+    policy, binding = one(objects, "ValidatingAdmissionPolicy"), one(objects, "ValidatingAdmissionPolicyBinding")
+    source = {d["kind"]: d for d in yaml.safe_load_all(POLICY_SOURCE.read_text())}
+    assert policy["spec"] == source["ValidatingAdmissionPolicy"]["spec"]
+    assert policy["metadata"]["name"] == "exportjob-operator-references"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    expressions = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "resource('secrets')" in expressions and "resource('persistentvolumeclaims')" in expressions
+    assert not [o for o in render(helm, "--set", "admissionPolicy.enabled=false") if "Admission" in o["kind"]]
+
+
+def test_security_settings_reach_the_operator(helm: Path) -> None:
+    env = env_of(
+        one(
+            render(
+                helm,
+                "--set",
+                "worker.httpEgress=unrestricted",
+                "--set",
+                "worker.httpDenyNetworks={10.0.0.1/32,fd00::/8}",
+                "--set",
+                "references.secretSelector=exportjob.io/usable=true",
+                "--set",
+                "references.claimSelector=exportjob.io/usable",
+            ),
+            "Deployment",
+        )
+    )
+    settings = load_settings([], env)
+    assert settings.worker_http_egress == "unrestricted"
+    assert settings.worker_http_deny_networks == ["10.0.0.1/32", "fd00::/8"]
+    assert (settings.secret_selector, settings.claim_selector) == ("exportjob.io/usable=true", "exportjob.io/usable")
+    defaults = load_settings([], env_of(one(render(helm), "Deployment")))
+    assert defaults.worker_http_egress == "restricted" and defaults.secret_selector is None
+    bad = run_helm(helm, "template", "x", str(CHART), "--set", "worker.httpEgress=open", check=False)
+    assert bad.returncode != 0 and "httpEgress" in bad.stderr
+
+
+def test_network_policies_are_optional_and_keep_workers_from_metadata(helm: Path) -> None:
+    assert not [o for o in render(helm) if o["kind"] == "NetworkPolicy"]
+    objects = render(helm, "-f", str(ALL_TOGGLES), "--set", "watchNamespaces={team-a,team-b}")
+    policies = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "NetworkPolicy"}
+    assert set(policies) == {
+        (NAMESPACE, "exportjob-operator"),
+        ("team-a", "exportjob-operator-worker"),
+        ("team-b", "exportjob-operator-worker"),
+    }
+    worker = policies[("team-a", "exportjob-operator-worker")]["spec"]
+    assert worker["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    assert worker["ingress"] == [] and set(worker["policyTypes"]) == {"Ingress", "Egress"}
+    assert {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}} in [
+        t for r in worker["egress"] for t in r.get("to", [])
+    ]
+    operator = policies[(NAMESPACE, "exportjob-operator")]["spec"]
+    assert [p["port"] for p in operator["ingress"][0]["ports"]] == ["http-metrics", "http-health"]
+    # The worker Pods the operator builds carry the labels the worker policy selects.
+    spec = parse_spec(
+        {"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"claimName": "c", "path": "a"}}
+    )
+    job = build_worker_job(name="e", namespace="team-a", uid="u", spec=spec, settings=OperatorSettings())
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert worker["podSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_install_doc_lists_exactly_the_verbs_the_chart_grants() -> None:
+    text = INSTALL_DOC.read_text()
+    table = text[text.index("| resource | verbs | why |") :].split("\n\n", 1)[0]
+    documented = set()
+    for line in table.splitlines()[2:]:
+        resource, verbs = (cell.strip().strip("`") for cell in line.strip("|").split("|")[:2])
+        name, _, group = resource.partition(".")
+        if name == "exportjobs/status":
+            group = "exportjob.io"
+        documented |= {(group, name, verb.strip()) for verb in verbs.split(",")}
+    assert documented == LEAST_PRIVILEGE | LEASE_PRIVILEGE, (
+        f"undocumented: {(LEAST_PRIVILEGE | LEASE_PRIVILEGE) - documented}; not granted: "
+        f"{documented - LEAST_PRIVILEGE - LEASE_PRIVILEGE}"
+    )

@@ -94,3 +94,36 @@ def test_no_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main([])
     assert caught.value.code == 2
+
+
+# --- issue 9, item 15: bad output directories and absurd manifests give one line and exit 2 -----------------
+def _one_line_usage_error(code, out, err):
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("exportjob run: ")
+
+
+def test_output_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    manifest = tmp_path / "export.yaml"
+    manifest.write_text(MANIFEST)
+    (tmp_path / "file").write_text("x")
+    code = cli.main(["run", "-f", str(manifest), "--output-dir", str(tmp_path / "file")])
+    captured = capsys.readouterr()
+    _one_line_usage_error(code, captured.out, captured.err)
+    assert "not a directory" in captured.err
+
+
+def test_output_dir_that_cannot_be_created_is_a_usage_error(tmp_path, capsys):
+    manifest = tmp_path / "export.yaml"
+    manifest.write_text(MANIFEST)
+    (tmp_path / "file").write_text("x")
+    code = cli.main(["run", "-f", str(manifest), "--output-dir", str(tmp_path / "file/sub")])
+    captured = capsys.readouterr()
+    _one_line_usage_error(code, captured.out, captured.err)
+    assert "cannot create it" in captured.err
+
+
+@pytest.mark.parametrize("nesting", ["[" * 5000 + "]" * 5000, "{a: " * 5000 + "1" + "}" * 5000])
+def test_deeply_nested_manifest_is_a_usage_error(tmp_path, capsys, nesting):
+    code, out, err = run(tmp_path, capsys, MANIFEST.replace('[[1, "Ann"], [2, "Bob"]]', nesting))
+    assert code == 2 and out == ""
+    assert "nested too deeply" in err and "Traceback" not in err

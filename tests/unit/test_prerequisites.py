@@ -28,7 +28,10 @@ class Api:
         self.gets += 1
         return True
 
-    def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
+    def usage_problem(self, kind, namespace, name, selector, setting):
+        return None
+
+    def secret_problem(self, namespace: str, name: str, key: str, selector: str | None = None) -> str | None:
         self.gets += 1
         return None if self.secret_ok else f'Secret "{name}" not found in namespace "{namespace}"'
 

@@ -85,7 +85,7 @@ class FakeApi:
     def service_account_exists(self, namespace, name):
         return True
 
-    def secret_problem(self, namespace, name, key):
+    def secret_problem(self, namespace, name, key, selector=None):
         return None
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from exportjob.spec import Column
 from exportjob.worker.errors import ExportFailure, Reason
-from exportjob.worker.sources.http import ObjectRows, iter_json_array, iter_ndjson, public_url
+from exportjob.worker.httpclient import public_url
+from exportjob.worker.sources.http import ObjectRows, iter_json_array, iter_ndjson
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:

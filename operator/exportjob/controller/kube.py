@@ -11,7 +11,7 @@ exportjobs/status patch; leases get/create/update (in the operator's own
 namespace, for leader election); jobs
 get/list/watch/create/delete/patch (get: adopting an existing Job; patch: the `finished` label); pods list;
 persistentvolumeclaims get; serviceaccounts get; secrets get (only to check that a referenced key
-exists; values are never read into logs or status); events create.
+exists, and the labels `secretSelector` requires; values are never read into logs or status); events create.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from exportjob.controller.errors import Conflict, NotOurs
+from exportjob.controller.selectors import reference_problem, selector_matches
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 COMPONENT = "exportjob-operator"
+METADATA_ONLY = (("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),)  # no Secret values
 
 
 def load_client_configuration() -> client.ApiClient:
@@ -60,6 +62,13 @@ def _merge(listings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:
     """`obj` has a controller ownerReference to `uid`."""
     return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])
+def secret_unavailable(namespace: str, name: str, key: str, selector: str | None = None) -> str:
+    """One message for a missing Secret, a missing key and a Secret the admin's selector excludes.
+
+    The requester learns nothing about which Secrets exist.
+    """
+    excluded = f", or does not match the operator's secretSelector {selector!r}" if selector else ""
+    return f'Secret "{name}" in namespace "{namespace}" does not exist or has no key "{key}"{excluded}'
 
 
 def _now() -> str:
@@ -208,17 +217,43 @@ class KubeApi:
                 return False
             raise
 
-    def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
-        """None when Secret `name` has `key`; otherwise what is missing. Never returns or logs the value."""
+    def secret_problem(self, namespace: str, name: str, key: str, selector: str | None = None) -> str | None:
+        """None when Secret `name` has `key` (and matches `selector`, the admin's secretSelector); otherwise one
+        message that does not say which of the three is wrong. Never returns or logs the value."""
         try:
             secret = _data(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
         except ApiException as error:
             if error.status == 404:
-                return f'Secret "{name}" not found in namespace "{namespace}"'
+                return secret_unavailable(namespace, name, key, selector)
             raise
-        if key not in (secret.get("data") or {}) and key not in (secret.get("stringData") or {}):
-            return f'Secret "{name}" has no key "{key}"'
+        has_key = key in (secret.get("data") or {}) or key in (secret.get("stringData") or {})
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        if not has_key or not selector_matches(selector, labels):
+            return secret_unavailable(namespace, name, key, selector)
         return None
+
+    def object_labels(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        """The labels of a PersistentVolumeClaim or Secret (metadata only: a Secret's values are not transferred).
+
+        None when it does not exist.
+        """
+        read = {
+            "Secret": self.core.read_namespaced_secret,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+        }[kind]
+        try:
+            found = _data(read(name, namespace, _preload_content=False, _headers=dict(METADATA_ONLY)))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict((found.get("metadata") or {}).get("labels") or {})
+
+    def usage_problem(self, kind: str, namespace: str, name: str, selector: str | None, setting: str) -> str | None:
+        """Why the admin's `selector` (operator setting `setting`) forbids using the object, or None."""
+        if not selector:
+            return None
+        return reference_problem(kind, name, namespace, self.object_labels(kind, namespace, name), selector, setting)
 
     # --- leader election -------------------------------------------------------
     def read_lease(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:

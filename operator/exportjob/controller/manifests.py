@@ -20,6 +20,7 @@ from typing import Any
 
 from exportjob.controller.settings import OperatorSettings
 from exportjob.spec import API_GROUP, API_VERSION, KIND, ExportJobSpec, spec_to_wire
+from exportjob.worker.egress import DENY_NETWORKS_ENV, EGRESS_ENV
 from exportjob.worker.errors import PERMANENT_FAILURE
 
 MANAGED_BY = "exportjob-operator"
@@ -105,6 +106,10 @@ def build_worker_job(
         {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
         for var, secret, key in secret_refs(spec)
     ]
+    if spec.source.http is not None:  # the HTTP source's egress policy (docs/security.md)
+        env.append({"name": EGRESS_ENV, "value": settings.worker_http_egress})
+        if settings.worker_http_deny_networks:
+            env.append({"name": DENY_NETWORKS_ENV, "value": ",".join(settings.worker_http_deny_networks)})
     mount = settings.output_mount_path
     container = {
         "name": WORKER_CONTAINER,

@@ -22,7 +22,8 @@ from exportjob.spec import ExportJobSpec
 class LookupApi(Protocol):
     def claim_exists(self, namespace: str, name: str) -> bool: ...
     def service_account_exists(self, namespace: str, name: str) -> bool: ...
-    def secret_problem(self, namespace: str, name: str, key: str) -> str | None: ...
+    def secret_problem(self, namespace: str, name: str, key: str, selector: str | None = None) -> str | None: ...
+    def usage_problem(self, kind: str, namespace: str, name: str, selector: str | None, setting: str) -> str | None: ...
 
 
 class Prerequisites:
@@ -52,6 +53,12 @@ class Prerequisites:
                 f'PersistentVolumeClaim "{claim}" not found in namespace "{namespace}"; '
                 "the export starts once it exists",
             )
+        if self.settings.claim_selector:  # the admin allows only claims with these labels (not cached: rare)
+            problem = self.api.usage_problem(
+                "PersistentVolumeClaim", namespace, claim, self.settings.claim_selector, "claimSelector"
+            )
+            if problem is not None:
+                return Missing(Reason.CLAIM_NOT_FOUND, problem)
         account = self.settings.worker_service_account
         if not self._found(("sa", namespace, account), lambda: self.api.service_account_exists(namespace, account)):
             return Missing(
@@ -63,7 +70,7 @@ class Prerequisites:
             problems: list[str] = []
 
             def check(secret: str = secret, key: str = key, problems: list[str] = problems) -> bool:
-                problem = self.api.secret_problem(namespace, secret, key)
+                problem = self.api.secret_problem(namespace, secret, key, self.settings.secret_selector)
                 if problem is not None:
                     problems.append(problem)
                 return problem is None

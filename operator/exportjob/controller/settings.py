@@ -9,11 +9,14 @@ from reading `os.environ` in `load_settings`.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from exportjob.controller.selectors import parse_selector
 
 ENV_PREFIX = "EXPORTJOB_"
 
@@ -40,6 +43,32 @@ class OperatorSettings(BaseModel):
             "ServiceAccount of worker Pods, in each export's namespace "
             "(the worker needs no API access; no token is mounted)."
         ),
+    )
+    worker_http_egress: str = Field(
+        default="restricted",
+        pattern="^(restricted|unrestricted)$",
+        description=(
+            "HTTP sources: restricted refuses link-local/metadata addresses and the API server before connecting; "
+            "unrestricted allows every address (docs/security.md)."
+        ),
+    )
+    worker_http_deny_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "HTTP sources: extra addresses or CIDR networks to refuse (comma-separated), "
+            "e.g. the API server's endpoints."
+        ),
+    )
+    secret_selector: str | None = Field(
+        default=None,
+        description=(
+            "Label selector (e.g. exportjob.io/usable=true) a Secret must match before the operator lets a worker "
+            "use it; empty allows every Secret of the ExportJob's namespace."
+        ),
+    )
+    claim_selector: str | None = Field(
+        default=None,
+        description="Label selector a PersistentVolumeClaim must match before the operator writes exports into it.",
     )
     default_claim: str | None = Field(
         default=None, description="PersistentVolumeClaim used when an ExportJob names none."
@@ -92,7 +121,7 @@ class OperatorSettings(BaseModel):
         default=15, ge=3, le=300, description="A standby takes over when the leader has not renewed for this long."
     )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "worker_http_deny_networks", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -124,6 +153,23 @@ class OperatorSettings(BaseModel):
     def lease_renew_seconds(self) -> float:
         """How often the leader renews its Lease: three renewals per lease duration."""
         return self.lease_duration_seconds / 3
+    @field_validator("worker_http_deny_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for part in value:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("secret_selector", "claim_selector")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_selector(value)  # raises ValueError naming the bad term
+        return value.strip()
 
     @property
     def renew_interval(self) -> float:

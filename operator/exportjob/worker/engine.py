@@ -22,7 +22,7 @@ from exportjob.spec import API_GROUP, ExportJobSpec
 
 from .credentials import Credentials
 from .errors import ExportFailure, Reason, redact
-from .output import AtomicOutput, HashingSink
+from .output import AtomicOutput, HashingSink, OutputInfo
 from .result import ExportResult, timestamp, utc_now
 from .rows import project
 from .sources import open_source
@@ -112,11 +112,11 @@ def run_export(
                 report(rows)
             writer.close()
             replaced = getattr(writer, "replaced_glyphs", None)  # PDF: characters printed as '?'
-        info = output.commit()
         report(rows, final=True)
         finished = utc_now()
-        manifest_path = output.write_manifest(
-            {
+
+        def manifest_for(info: OutputInfo) -> dict[str, Any]:
+            return {
                 "apiVersion": f"{API_GROUP}/v1alpha1",
                 "kind": "ExportManifest",
                 "path": spec.output.path,
@@ -130,7 +130,9 @@ def run_export(
                 "finishedAt": timestamp(finished),
                 "exportjobVersion": exportjob_version(),
             }
-        )
+
+        info = output.commit(manifest_for)  # the data file and its manifest appear together
+        manifest_path = output.manifest_path
     return ExportResult(
         ok=True,
         path=spec.output.path,

@@ -12,6 +12,8 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from collections.abc import Iterable
 
 from exportjob.reasons import Reason
@@ -51,13 +53,61 @@ def retryable(reason: str, message: str) -> ExportFailure:
     return ExportFailure(reason, message, retryable=True)
 
 
+REDACTED = "***"
+_MIN_SECRET_LENGTH = 4
+
+
+def encoded_forms(secret: str) -> set[str]:
+    """Every form in which `secret` may appear in a message: raw, stripped, and as the usual encodings render it.
+
+    repr() of str and bytes (escapes such as \\n, \\x00), JSON with and without ensure_ascii, URL
+    percent-encoding (quote, quote_plus), each without the surrounding quotes, and each line of a
+    multi-line secret. Forms shorter than 4 characters are left out (they would blank ordinary text).
+    """
+    forms: set[str] = set()
+    for value in {secret, secret.strip()}:
+        if not value:
+            continue
+        forms |= {
+            value,
+            repr(value)[1:-1],
+            repr(value.encode("utf-8", "surrogatepass"))[2:-1],
+            json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1],
+            urllib.parse.quote(value, safe=""),
+            urllib.parse.quote(value),
+            urllib.parse.quote_plus(value),
+        }
+        forms |= {line.strip() for line in value.splitlines()}
+    return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each secret by '***'.
+    """Replace every occurrence of each secret, in any of its `encoded_forms`, by '***'.
 
     A last line of defence: messages are built not to contain secrets, but a
-    server or library message may echo a connection string back.
+    server or library message may echo a connection string back, quoted or escaped.
+    Longer forms are replaced first, so a form never survives half-replaced.
     """
+    forms: set[str] = set()
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if secret and len(secret) >= _MIN_SECRET_LENGTH:
+            forms |= encoded_forms(secret)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
     return text
+
+
+def redact_value(value: object, secrets: Iterable[str | None]) -> object:
+    """`value` with `redact` applied to every string inside it (dicts, lists, tuples); other values as they are.
+
+    Used on log fields *before* they are serialised, so that JSON escaping cannot hide a secret.
+    """
+    secrets = list(secrets)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {redact(str(k), secrets): redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(item, secrets) for item in value]
+    return value

@@ -27,7 +27,7 @@ from exportjob.spec import ExportJobSpec, SpecError, parse_spec
 
 from .credentials import Credentials
 from .engine import Progress, execute
-from .errors import CRASHED, ExportFailure, Reason, permanent, redact, retryable
+from .errors import CRASHED, ExportFailure, Reason, permanent, redact, redact_value, retryable
 from .result import ExportResult, fit_json, timestamp, utc_now
 
 SPEC_ENV = "EXPORTJOB_SPEC"
@@ -43,6 +43,9 @@ class JsonLog:
         self._secrets = list(secrets)
 
     def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        # Redact the values before serialising (JSON escaping would hide a secret from a later text
+        # replacement), then the line once more for anything `default=str` turned into text.
+        fields = {key: redact_value(value, self._secrets) for key, value in fields.items()}
         record = {"time": timestamp(utc_now()), "level": level, "event": event, **fields}
         line = redact(json.dumps(record, default=str, ensure_ascii=False), self._secrets)
         self._stream.write(line + "\n")
@@ -79,6 +82,8 @@ def load_spec(arguments: argparse.Namespace) -> ExportJobSpec:
         else:
             raise permanent(Reason.INVALID_SPEC, f"no spec given: use --spec-json, --spec-file or {SPEC_ENV}")
         return parse_spec(json.loads(text))
+    except RecursionError:
+        raise permanent(Reason.INVALID_SPEC, "the spec is not valid JSON: nested too deeply") from None
     except (OSError, ValueError) as error:  # SpecError and JSONDecodeError are ValueErrors
         detail = str(error) if isinstance(error, SpecError) else f"the spec is not valid JSON: {error}"
         raise permanent(Reason.INVALID_SPEC, detail) from None
@@ -126,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = execute(spec, arguments.output_root, credentials, progress, PROGRESS_LOG_INTERVAL_SECONDS)
     except ExportFailure as failure:  # an invalid spec, or a signal outside the engine
+        failure.message = redact(failure.message, credentials.secrets())
         result = ExportResult.failed(
             failure,
             path=spec.output.path if spec else "",

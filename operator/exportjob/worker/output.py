@@ -15,8 +15,17 @@
 4. on any exception before the commit, the `.part` file is removed; a write
    error is reported as `DiskFull` (ENOSPC, EDQUOT) or `WriteFailed`, saying the
    partial file was removed;
-5. `write_manifest()` writes `<name>.manifest.json` beside it the same way.
-   It is written last: its presence means the export is complete.
+5. `commit(manifest_for=...)` publishes the data file and `<name>.manifest.json`
+   together: both are written and fsynced under `.part` names first, then
+   renamed (data, then manifest); if the second rename fails the data file is
+   removed again, so the two appear together or not at all. The manifest is
+   renamed last: its presence means the export is complete.
+   (`commit()` + `write_manifest()` remain for callers without a manifest.)
+
+Names are checked in bytes before anything is created: every directory
+name at most 255 bytes, the file name at most `MAX_NAME_BYTES` (227), so that
+`<name>.manifest.json.<8 hex>.part` still fits the 255-byte limit of Linux
+file systems; a longer name fails with `OutputPathInvalid` up front.
 
 Linux only (the real path of a directory descriptor is read from /proc/self/fd).
 Used by `exportjob.worker.engine`.
@@ -33,6 +42,7 @@ import re
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -43,6 +53,9 @@ from .errors import ExportFailure, Reason, permanent, retryable
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 MANIFEST_SUFFIX = ".manifest.json"
+PART_SUFFIX_BYTES = len(".01234567.part")
+NAME_MAX_BYTES = 255  # NAME_MAX of Linux file systems
+MAX_NAME_BYTES = NAME_MAX_BYTES - len(MANIFEST_SUFFIX) - PART_SUFFIX_BYTES  # 227
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _PART_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -73,6 +86,24 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def check_name_lengths(path: str, directories: list[str], name: str) -> None:
+    """OutputPathInvalid unless every name fits in bytes (UTF-8), with room for the manifest and `.part` names."""
+    for directory in directories:
+        size = len(directory.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX_BYTES:
+            raise permanent(
+                Reason.OUTPUT_PATH_INVALID,
+                f"output.path {path!r}: a directory name is {size} bytes in UTF-8; at most {NAME_MAX_BYTES}",
+            )
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        raise permanent(
+            Reason.OUTPUT_PATH_INVALID,
+            f"output.path {path!r}: the file name is {size} bytes in UTF-8; at most {MAX_NAME_BYTES} "
+            f"(the manifest '{MANIFEST_SUFFIX}' and temporary '.<random>.part' names must fit in {NAME_MAX_BYTES})",
+        )
+
+
 def open_parent_directory(root: str, path: str) -> tuple[int, str]:
     """A descriptor of the directory that will hold `path` (created as needed) and the file name.
 
@@ -83,6 +114,7 @@ def open_parent_directory(root: str, path: str) -> tuple[int, str]:
     except ValueError as error:
         raise permanent(Reason.OUTPUT_PATH_INVALID, f"output.path {path!r}: {error}") from None
     *directories, name = [part for part in path.split("/") if part not in ("", ".")]
+    check_name_lengths(path, directories, name)
     try:
         fd = os.open(root, _DIRECTORY_FLAGS)
     except OSError as error:
@@ -117,21 +149,23 @@ def open_parent_directory(root: str, path: str) -> tuple[int, str]:
                     Reason.OUTPUT_PATH_INVALID,
                     f"output.path {path!r}: {shown} is a symlink leading outside the output volume",
                 )
-        try:
-            existing = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            existing = None
-        except OSError as error:
-            raise permanent(
-                Reason.OUTPUT_PATH_INVALID, f"output.path {path!r}: {os.strerror(error.errno or 0)}"
-            ) from None
-        if existing is not None:
-            if stat.S_ISLNK(existing.st_mode):
+        for target, shown in ((name, path), (name + MANIFEST_SUFFIX, path + MANIFEST_SUFFIX)):
+            try:
+                existing = os.stat(target, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                existing = None
+            except OSError as error:
                 raise permanent(
-                    Reason.OUTPUT_PATH_INVALID, f"output.path {path!r} is an existing symlink; refusing to replace it"
-                )
-            if stat.S_ISDIR(existing.st_mode):
-                raise permanent(Reason.OUTPUT_PATH_INVALID, f"output.path {path!r} is an existing directory")
+                    Reason.OUTPUT_PATH_INVALID, f"output.path {shown!r}: {os.strerror(error.errno or 0)}"
+                ) from None
+            if existing is not None:
+                if stat.S_ISLNK(existing.st_mode):
+                    raise permanent(
+                        Reason.OUTPUT_PATH_INVALID,
+                        f"output.path {shown!r} is an existing symlink; refusing to replace it",
+                    )
+                if stat.S_ISDIR(existing.st_mode):
+                    raise permanent(Reason.OUTPUT_PATH_INVALID, f"output.path {shown!r} is an existing directory")
         return fd, name
     except BaseException:
         os.close(fd)
@@ -186,6 +220,7 @@ class AtomicOutput:
         self._file: io.BufferedWriter | None = None
         self._sink: HashingSink | None = None
         self._committed = False
+        self.manifest_path: str | None = None
 
     def __enter__(self) -> AtomicOutput:
         self._dir_fd, self._name = open_parent_directory(self.root, self.path)
@@ -209,8 +244,7 @@ class AtomicOutput:
 
     @staticmethod
     def _part_name(name: str) -> str:
-        suffix = f".{secrets.token_hex(4)}.part"
-        return name[: 255 - len(suffix)] + suffix if len(name.encode()) + len(suffix) > 255 else name + suffix
+        return f"{name}.{secrets.token_hex(4)}.part"  # fits: check_name_lengths left room for the suffix
 
     @property
     def sink(self) -> HashingSink:
@@ -218,20 +252,62 @@ class AtomicOutput:
             raise RuntimeError("AtomicOutput used outside its context")
         return self._sink
 
-    def commit(self) -> OutputInfo:
-        """fsync, rename over the final name, fsync the directory; return size and sha256."""
+    def commit(self, manifest_for: Callable[[OutputInfo], dict[str, Any]] | None = None) -> OutputInfo:
+        """fsync, rename over the final name, fsync the directory; return size and sha256.
+
+        With `manifest_for`, the manifest it builds from the OutputInfo is published together with
+        the data file (see the module docstring, step 5); its relative path is then `manifest_path`.
+        """
         assert self._file is not None and self._sink is not None and self._dir_fd is not None
         sink = self._sink
         sink.flush()
         try:
             os.fsync(self._file.fileno())
             self._file.close()
+        except OSError as error:
+            raise write_failure(error, self.path, sink.bytes) from None
+        info = OutputInfo(self.path, sink.bytes, sink.hexdigest())
+        manifest_part = ""
+        if manifest_for is not None:
+            manifest_part = self._write_part(self._name + MANIFEST_SUFFIX, manifest_for(info))
+        try:
             os.rename(self._part, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
             self._committed = True
+        except OSError as error:
+            if manifest_part:
+                _unlink_quietly(manifest_part, self._dir_fd)
+            raise write_failure(error, self.path, sink.bytes) from None
+        if manifest_part:
+            try:
+                os.rename(manifest_part, self._name + MANIFEST_SUFFIX, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            except OSError as error:  # never leave the data file without its manifest
+                _unlink_quietly(manifest_part, self._dir_fd)
+                _unlink_quietly(self._name, self._dir_fd)
+                raise write_failure(error, self.path + MANIFEST_SUFFIX) from None
+            self.manifest_path = self.path + MANIFEST_SUFFIX
+        try:
             os.fsync(self._dir_fd)
         except OSError as error:
             raise write_failure(error, self.path, sink.bytes) from None
-        return OutputInfo(self.path, sink.bytes, sink.hexdigest())
+        return info
+
+    def _write_part(self, name: str, manifest: dict[str, Any]) -> str:
+        """Write and fsync `manifest` as JSON under a fresh `.part` name beside `name`; return that name."""
+        assert self._dir_fd is not None
+        part = self._part_name(name)
+        data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        try:
+            fd = os.open(part, _PART_FLAGS, 0o644, dir_fd=self._dir_fd)
+            try:
+                with io.FileIO(fd, "wb") as file:
+                    file.write(data)
+                    os.fsync(fd)
+            except BaseException:
+                _unlink_quietly(part, self._dir_fd)
+                raise
+        except OSError as error:
+            raise write_failure(error, self.path + MANIFEST_SUFFIX) from None
+        return part
 
     def write_manifest(self, manifest: dict[str, Any]) -> str:
         """Write `<name>.manifest.json` atomically beside the committed file; return its relative path."""

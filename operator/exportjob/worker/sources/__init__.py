@@ -29,9 +29,15 @@ def open_source(spec: ExportJobSpec, credentials: Credentials) -> RowSource:
 
         return PostgresSource(source.postgres, credentials.postgres_dsn)
     if source.http is not None:
+        from ..egress import EgressConfigError, EgressPolicy
+        from ..errors import Reason, permanent
         from .http import HttpSource
 
-        return HttpSource(source.http, spec.columns, credentials.http_bearer_token)
+        try:
+            egress = EgressPolicy.from_env()
+        except EgressConfigError as error:  # the operator's worker settings, not the user's spec
+            raise permanent(Reason.INVALID_SPEC, f"the worker's egress setting is invalid: {error}") from None
+        return HttpSource(source.http, spec.columns, credentials.http_bearer_token, egress)
     raise AssertionError(f"unknown source kind {source.kind!r}")
 
 

@@ -12,49 +12,45 @@ Columns:
   key the first one lacks is a `MalformedSource` failure (silently dropping
   data would be worse), and a missing key is NULL.
 
+Bounds: every record — an NDJSON line, a CSV line and a whole CSV record
+(quoted newlines included), a JSON array element — is at most
+`MAX_RECORD_BYTES` (16 MiB); a longer one is a permanent `MalformedSource`
+found while memory stays flat, instead of growing the worker into its memory
+limit. JSON nested deeper than the parser can follow, or an integer of more
+than 4300 digits, is also `MalformedSource`, never a crash.
+
 Failures: connection errors, timeouts, HTTP 5xx, 408 and 429 are retryable
 (`SourceUnreachable` / `SourceTimeout`); other 4xx are permanent
 (`SourceRejected`, with the status); a record that does not parse is a
 permanent `MalformedSource` naming the line (ndjson, csv) or byte offset
-(json). Messages show the URL without its query string or user info, which
-may hold credentials.
+(json). Connecting, redirects, the egress policy and the credential's origin
+are `httpclient.open_url`'s job; messages show the URL without its query
+string or user info, which may hold credentials.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
 import itertools
 import json
-import socket
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from http.client import HTTPException
-from typing import Any, BinaryIO
+from typing import Any
 
 from exportjob.spec import Column
 from exportjob.spec import HttpSource as HttpSpec
 
-from ..credentials import HTTP_BEARER_TOKEN_ENV
+from ..credentials import HTTP_BEARER_TOKEN_ENV, token_problem
+from ..egress import EgressPolicy
 from ..errors import ExportFailure, Reason, permanent, retryable
+from ..httpclient import Response, open_url, public_url, transport_failure
 from ..rows import DEFAULT_BATCH_SIZE, Row, RowStream, batched
 from .base import RowSource
 
 READ_CHUNK = 64 * 1024
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 _RETRYABLE_STATUSES = (408, 425, 429)
-
-
-def public_url(url: str) -> str:
-    """The URL without user info, query or fragment: safe to show in messages and logs."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def malformed(message: str) -> ExportFailure:
@@ -96,7 +92,9 @@ def iter_ndjson(lines: Iterable[bytes], objects: ObjectRows) -> Iterator[Row]:
             raise malformed(f"line {number}: longer than {MAX_RECORD_BYTES} bytes")
         try:
             record = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as error:
+        except RecursionError:
+            raise malformed(f"line {number}: JSON nested too deeply") from None
+        except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError; an integer of > 4300 digits
             raise malformed(f"line {number}: not valid JSON ({error})") from None
         yield objects.row(record, "line", number)
 
@@ -179,6 +177,10 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[tuple[Any, int]]:
                     ) from None
                 if not incomplete or not more():
                     raise malformed(f"byte offset {offset(error.pos)}: {error.msg}") from None
+            except RecursionError:
+                raise malformed(f"byte offset {offset(position)}: JSON nested too deeply") from None
+            except ValueError as error:  # an integer of more than 4300 digits (int_max_str_digits)
+                raise malformed(f"byte offset {offset(position)}: {error}") from None
         yield value, byte_position
         advance(end)
         separator = skip_space()
@@ -193,15 +195,56 @@ def iter_json_array(chunks: Iterable[bytes]) -> Iterator[tuple[Any, int]]:
         raise malformed(f"byte offset {offset(position)}: unexpected data after the array")
 
 
+class CsvLines:
+    """The CSV response as text lines for `csv.reader`, each bounded, and each record bounded in total.
+
+    `readline(MAX_RECORD_BYTES + 1)` never holds more than one bounded line; `record_bytes` counts the
+    bytes of the record being parsed (a quoted field may span lines) and the reader resets it per record.
+    """
+
+    def __init__(self, response: Response, limit: int | None = None) -> None:
+        self._response = response
+        self._limit = MAX_RECORD_BYTES if limit is None else limit
+        self.line = 0
+        self.record_bytes = 0
+        self._record_start = 1
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            line = self._response.readline(self._limit + 1)
+            if not line:
+                return
+            self.line += 1
+            if self.record_bytes == 0:
+                self._record_start = self.line
+            self.record_bytes += len(line)
+            if len(line) > self._limit or self.record_bytes > self._limit:
+                raise malformed(f"line {self._record_start}: record longer than {self._limit} bytes")
+            try:
+                yield self._decoder.decode(line)
+            except UnicodeDecodeError:
+                raise malformed(f"line {self.line}: invalid UTF-8") from None
+
+
 class HttpSource(RowSource):
     kind = "http"
 
-    def __init__(self, spec: HttpSpec, wanted: Sequence[Column] | None, bearer_token: str | None) -> None:
+    def __init__(
+        self,
+        spec: HttpSpec,
+        wanted: Sequence[Column] | None,
+        bearer_token: str | None,
+        egress: EgressPolicy | None = None,
+        **client: Any,
+    ) -> None:
         self._spec = spec
         self._wanted = wanted
         self._token = bearer_token
+        self._egress = egress if egress is not None else EgressPolicy()
+        self._client = client  # resolve/connect overrides, for tests
         self._url = public_url(spec.url)
-        self._response: Any = None
+        self._response: Response | None = None
 
     def open(self) -> None:
         headers = {
@@ -210,34 +253,34 @@ class HttpSource(RowSource):
             ],
             "User-Agent": "exportjob-worker",
         }
-        if self._spec.bearer_token_secret_ref is not None:
+        credential: dict[str, str] = {}
+        ref = self._spec.bearer_token_secret_ref
+        if ref is not None:
             if not self._token:
                 raise permanent(
                     Reason.MISSING_CREDENTIALS,
                     f"no bearer token: {HTTP_BEARER_TOKEN_ENV} is not set (the operator sets it from "
                     "spec.source.http.bearerTokenSecretRef)",
                 )
-            headers["Authorization"] = f"Bearer {self._token}"
-        request = urllib.request.Request(self._spec.url, headers=headers)
-        try:
-            self._response = urllib.request.urlopen(request, timeout=self._spec.timeout_seconds)
-        except urllib.error.HTTPError as error:
-            error.close()
-            status = f"HTTP {error.code} {error.reason}".strip()
-            if error.code >= 500 or error.code in _RETRYABLE_STATUSES:
-                raise retryable(Reason.SOURCE_UNREACHABLE, f"{self._url} answered {status}") from None
-            raise permanent(Reason.SOURCE_REJECTED, f"{self._url} answered {status}") from None
-        except (urllib.error.URLError, OSError, HTTPException) as error:
-            raise self._transport_failure(error) from None
-
-    def _transport_failure(self, error: BaseException) -> ExportFailure:
-        reason = error.reason if isinstance(error, urllib.error.URLError) else error
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            return retryable(
-                Reason.SOURCE_TIMEOUT,
-                f"{self._url} did not answer within timeoutSeconds ({self._spec.timeout_seconds}s)",
-            )
-        return retryable(Reason.SOURCE_UNREACHABLE, f"cannot read {self._url}: {reason}")
+            problem = token_problem(self._token)
+            if problem is not None:
+                raise permanent(
+                    Reason.INVALID_CREDENTIALS,
+                    f'the bearer token in key "{ref.key}" of Secret "{ref.name}" is unusable: {problem} '
+                    "(surrounding whitespace is stripped; fix the Secret)",
+                )
+            credential["Authorization"] = f"Bearer {self._token}"
+        response = open_url(
+            self._spec.url, headers, credential, self._spec.timeout_seconds, self._egress, **self._client
+        )
+        if response.status >= 400:
+            response.close()
+            status = f"HTTP {response.status} {response.reason}".strip()
+            if response.status >= 500 or response.status in _RETRYABLE_STATUSES:
+                raise retryable(Reason.SOURCE_UNREACHABLE, f"{response.url} answered {status}")
+            raise permanent(Reason.SOURCE_REJECTED, f"{response.url} answered {status}")
+        self._url = response.url
+        self._response = response
 
     def close(self) -> None:
         if self._response is not None:
@@ -245,7 +288,8 @@ class HttpSource(RowSource):
             response.close()
 
     def stream(self) -> RowStream:
-        response: BinaryIO = self._response
+        response = self._response
+        assert response is not None, "stream() before open()"
         if self._spec.format == "csv":
             return self._csv_stream(response)
         objects = ObjectRows(self._wanted)
@@ -263,20 +307,22 @@ class HttpSource(RowSource):
             rows = itertools.chain((first,), rows)
         return RowStream(objects.columns or [], batched(rows, DEFAULT_BATCH_SIZE))
 
-    def _csv_stream(self, response: BinaryIO) -> RowStream:
+    def _csv_stream(self, response: Response) -> RowStream:
         csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))  # the default is 128 KiB
-        text = io.TextIOWrapper(response, encoding="utf-8-sig", newline="")
-        reader = csv.reader(self._guard(text))
+        lines = CsvLines(response)
+        reader = csv.reader(self._guard(lines))
         try:
             header = next(reader, None)
         except (csv.Error, UnicodeDecodeError) as error:
             raise malformed(f"line 1: {error}") from None
+        lines.record_bytes = 0
         columns = header or []
 
         def rows() -> Iterator[Row]:
             width = len(columns)
             try:
                 for row in reader:
+                    lines.record_bytes = 0
                     if len(row) != width:
                         if not row:
                             continue  # a blank line
@@ -292,4 +338,4 @@ class HttpSource(RowSource):
         try:
             yield from iterable
         except (OSError, HTTPException) as error:
-            raise self._transport_failure(error) from None
+            raise transport_failure(error, self._url, self._spec.timeout_seconds, [self._spec.url]) from None
