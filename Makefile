@@ -5,6 +5,7 @@ VENV ?= .venv
 PY ?= $(VENV)/bin/python
 PYTEST ?= $(VENV)/bin/pytest
 TESTENV_DIR ?= .testenv
+REALNODE_DIR ?= .realnode
 DEVCLUSTER ?= PYTHONPATH=operator $(PY) -m devcluster.cli
 DEVCLUSTER_BINS := bin/etcd bin/kube-apiserver bin/kube-controller-manager
 HELM ?= bin/helm
@@ -47,6 +48,7 @@ include hack/make/monitoring.mk
 include hack/make/bench.mk
 include hack/make/operator.mk
 include hack/make/chart.mk
+include hack/make/realnode.mk
 
 .PHONY: help setup system-deps test unit
 
