@@ -6,6 +6,7 @@
 #   hack/realnode.sh up   [STATE_DIR]   # default .realnode; last line: KUBECONFIG=<path>
 #   hack/realnode.sh down [STATE_DIR]   # every process, mount and cgroup it made is gone
 #   hack/realnode.sh status [STATE_DIR]
+#   hack/realnode.sh image [STATE_DIR]  # only registry + base image + Dockerfile build (down stops it)
 #
 # Layout (kind-style, the host is never changed):
 # * the control plane is devcluster's (python -m devcluster.cli up --no-kubelet) on
@@ -34,7 +35,12 @@ cmd=${1:?usage: realnode.sh up|down|status [STATE_DIR]}
 state=$(mkdir -p "${2:-$repo/.realnode}" && cd "${2:-$repo/.realnode}" && pwd)
 id=$(printf '%s' "$state" | sha256sum | cut -c1-8)
 cg_name=exportjob-realnode-$id
-node_name=realnode
+# The API server (host network) reaches a kubelet at its Hostname address, which is the
+# node name; "localhost" is the one name that resolves to the host's loopback everywhere,
+# where the relay to the kubelet's port listens. (The node's InternalIP, 10.99.0.1 on the
+# node's lo, is only routable inside the node: the kubelet refuses a loopback node IP.)
+node_name=localhost
+node_ip=10.99.0.1
 image_tag=dev
 release=exportjob
 release_ns=exportjob-system
@@ -106,9 +112,15 @@ wait_until() {  # wait_until SECONDS DESCRIPTION CMD...: poll CMD (0.2 s) until 
 }
 
 # ------------------------------------------------------------------ teardown
+# Every hierarchy, the cgroup2 one (/sys/fs/cgroup/unified) included: runc mirrors its
+# v1 cgroups there on hybrid hosts.
+hierarchies() {
+  awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts | sed 's#^/sys/fs/cgroup/##'
+}
+
 cgroup_pids() {
   local c
-  for c in $(controllers); do
+  for c in $(hierarchies); do
     [ -d "/sys/fs/cgroup/$c/$cg_name" ] && find "/sys/fs/cgroup/$c/$cg_name" -name cgroup.procs -exec cat {} + 2>/dev/null
   done | sort -u
 }
@@ -128,10 +140,10 @@ down() {
   done
   # host-side processes outside the cgroup: none are started outside it; pid files are stale now
   local c
-  for c in $(controllers); do
+  for c in $(hierarchies); do
     [ -d "/sys/fs/cgroup/$c/$cg_name" ] && find "/sys/fs/cgroup/$c/$cg_name" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
-  for c in $(controllers); do
+  for c in $(hierarchies); do
     [ ! -d "/sys/fs/cgroup/$c/$cg_name" ] || { log "error: cgroup /sys/fs/cgroup/$c/$cg_name could not be removed"; return 1; }
   done
   if [ -f "$state/cluster/cluster.json" ] || [ -d "$state/cluster/run" ]; then
@@ -257,13 +269,14 @@ build_image() {  # the repository's Dockerfile, unchanged, with buildkit
   binary = "$bin/runc"
   gc = true
   gckeepstorage = "4GB"
+  defaultCgroupParent = "/$cg_name/buildkit/builds"
 [worker.containerd]
   enabled = false
 EOF
   cgroup_create "$cg_name/buildkit"
   start buildkitd buildkit unshare --mount --propagation private -- \
     "$bin/buildkitd" --config "$state/buildkit/buildkitd.toml" --root "$state/buildkit/root" \
-    --addr "unix://$run/buildkitd.sock" --oci-worker-net=host --oci-cgroup-parent "/$cg_name/buildkit/builds"
+    --addr "unix://$run/buildkitd.sock" --oci-worker-net=host
   wait_until 60 buildkitd "$bin/buildctl" --addr "unix://$run/buildkitd.sock" debug workers
   # `# syntax=` would pull docker/dockerfile from Docker Hub: any `cmdline` option makes the
   # built-in frontend skip that, with the Dockerfile and the context unchanged.
@@ -311,6 +324,34 @@ EOF
   } | kubectl apply -f - >&2
 }
 
+start_registry() {  # the loopback registry (distribution), storage under STATE/registry
+  local reg=$1
+  cgroup_create "$cg_name/host"
+  cgroup_create "$cg_name/node"
+  mkdir -p "$state/registry"
+  cat > "$state/registry/config.yml" <<EOF
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: $state/registry/data}
+  delete: {enabled: true}
+http: {addr: "$reg"}
+EOF
+  OTEL_TRACES_EXPORTER=none start registry host "$bin/registry" serve "$state/registry/config.yml"
+  wait_until 30 "the registry on $reg" python3 -c "import urllib.request; urllib.request.urlopen('http://$reg/v2/')"
+}
+
+image_only() {  # registry + base image + the Dockerfile build; the registry keeps running until down
+  local reg
+  down 2>/dev/null || true
+  mkdir -p "$run" "$logs"
+  reg=127.0.0.1:$(free_port)
+  start_registry "$reg"
+  push_images "$reg"
+  build_image "$reg"
+  echo "IMAGE=$reg/exportjob-operator:$image_tag"
+}
+
 up() {
   local t_all api_port reg_port kubelet_port reg t0
   t_all=$(now)
@@ -330,19 +371,7 @@ up() {
 
   reg_port=$(free_port); kubelet_port=$(free_port)
   reg=127.0.0.1:$reg_port
-  cgroup_create "$cg_name/host"
-  cgroup_create "$cg_name/node"
-  mkdir -p "$state/registry"
-  cat > "$state/registry/config.yml" <<EOF
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $state/registry/data}
-  delete: {enabled: true}
-http: {addr: "$reg"}
-EOF
-  OTEL_TRACES_EXPORTER=none start registry host "$bin/registry" serve "$state/registry/config.yml"
-  wait_until 30 "the registry on $reg" python3 -c "import urllib.request; urllib.request.urlopen('http://$reg/v2/')"
+  start_registry "$reg"
   push_images "$reg"
   build_image "$reg" &
   local build_pid=$!
@@ -358,6 +387,7 @@ EOF
     ip link set lo up
     ip addr add 10.0.0.1/32 dev lo
     ip addr add 10.0.0.10/32 dev lo
+    ip addr add $node_ip/32 dev lo
     echo \$\$ > '$run/node-holder.inner'
     exec sleep infinity"
   wait_until 10 "the node namespaces" test -s "$run/node-holder.inner"
@@ -377,7 +407,7 @@ EOF
     --kubeconfig "$state/cluster/config/kubelet.kubeconfig" --node "$node_name" --api-socket "$node/sock/api.sock"
   node_start kubelet "$bin/kubelet" --config "$node/kubelet/config.yaml" \
     --kubeconfig "$state/cluster/config/kubelet.kubeconfig" --root-dir "$node/kubelet/root" \
-    --cert-dir "$node/kubelet/pki" --hostname-override "$node_name" --node-ip 127.0.0.1 --v=1
+    --cert-dir "$node/kubelet/pki" --hostname-override "$node_name" --node-ip "$node_ip" --v=1
   wait_until 120 "Node $node_name Ready" sh -c \
     "kubectl get node $node_name -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
   log "node $node_name Ready in $(since "$t0")s (containerd, kubelet)"
@@ -418,6 +448,7 @@ status() {
 
 case $cmd in
   up) up ;;
+  image) image_only ;;
   down) down ;;
   status) status ;;
   *) die "unknown command $cmd (up|down|status)" ;;

@@ -101,8 +101,6 @@ def apiserver_argv(binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verb
         "--service-cluster-ip-range=10.0.0.0/24",
         # the "kubernetes" Service cannot point at a loopback address
         "--endpoint-reconciler-type=none",
-        # a real kubelet (hack/realnode.sh) is reached at its InternalIP (127.0.0.1), not its node name
-        "--kubelet-preferred-address-types=InternalIP,Hostname",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
