@@ -178,6 +178,8 @@ temp = "$node/containerd/tmp"
     config_path = "$node/certs.d"
 [plugins."io.containerd.cri.v1.runtime"]
   enable_selinux = false
+  # root here lacks CAP_SYS_RESOURCE (no negative oom_score_adj): never below containerd's own
+  restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
