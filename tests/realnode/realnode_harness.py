@@ -37,7 +37,7 @@ class RealNode:
         return proc
 
     def apply(self, *objects: dict[str, Any]) -> None:
-        self.kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(o) for o in objects))
+        self.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])

@@ -220,10 +220,12 @@ def test_memory_hog_is_oom_killed_and_reported_as_worker_crashed(realnode: RealN
 
 
 def test_helm_test_passes(realnode: RealNode):
-    result = realnode.helm("test", realnode.release, "-n", realnode.release_namespace, "--timeout", "3m", "--logs")
+    # The chart's test Pod resolves <release>.<ns>.svc (node DNS), connects to the metrics
+    # Service's ClusterIP (node relay) and exits 1 unless the operator's metrics are there.
+    # (It is deleted on success -- hook-delete-policy -- so its log cannot be read back.)
+    result = realnode.helm("test", realnode.release, "-n", realnode.release_namespace, "--timeout", "3m")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Phase:          Succeeded" in result.stdout
-    assert "operator metrics present" in result.stdout
 
 
 def test_static_volumes_bind_through_the_pv_controller(realnode: RealNode, export_ns: str):
