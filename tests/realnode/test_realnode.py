@@ -147,20 +147,40 @@ def test_five_million_rows_stay_within_128_mib(realnode: RealNode, export_ns: st
 
     pod = wait_for(running_pod, timeout=180, description="the 5M-row worker Pod running")
     cgroup = realnode.memory_cgroup(pod)
-    status = _finished(realnode, export_ns, "big", timeout=1500)
+    # The kubelet removes a Pod's cgroup as soon as the Pod has finished, so the cgroup
+    # is read on every poll while the export runs; max_usage_in_bytes only grows.
+    seen: dict[str, int] = {"samples": 0, "max_usage": 0, "rss": 0, "oom_kill": 0, "limit": 0}
+
+    def sample_until_finished() -> dict[str, Any] | None:
+        try:
+            limit = int((cgroup / "memory.limit_in_bytes").read_text())
+            max_usage = int((cgroup / "memory.max_usage_in_bytes").read_text())
+            stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
+            oom = dict(line.split() for line in (cgroup / "memory.oom_control").read_text().splitlines())
+        except FileNotFoundError:
+            pass  # the Pod has finished and its cgroup is gone
+        else:
+            seen["samples"] += 1
+            seen["limit"] = limit
+            seen["max_usage"] = max(seen["max_usage"], max_usage)
+            seen["rss"] = max(seen["rss"], int(stat["total_rss"]))
+            seen["oom_kill"] = max(seen["oom_kill"], int(oom.get("oom_kill", 0)))
+        status = realnode.get("exportjob", "big", export_ns).get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = wait_for(sample_until_finished, timeout=1500, description="the 5M-row export finished")
     assert status["phase"] == "Succeeded", status
     assert status["rows"] == 5_000_000
-    limit = int((cgroup / "memory.limit_in_bytes").read_text())
-    max_usage = int((cgroup / "memory.max_usage_in_bytes").read_text())
-    oom = dict(line.split() for line in (cgroup / "memory.oom_control").read_text().splitlines())
     size = (realnode.volume_path(export_ns, "exports") / "big.csv").stat().st_size
-    print(
-        f"5M rows: file {size} B, pod cgroup limit {limit} B, max_usage {max_usage} B, oom_kill {oom.get('oom_kill')}"
-    )
-    assert limit == 128 * 1024 * 1024  # the kernel enforced the chart's worker limit
-    assert size > 3 * limit  # the file is far larger than the memory the worker may use
-    assert int(oom.get("oom_kill", 0)) == 0  # and nothing in the Pod was OOM-killed
-    assert max_usage <= limit
+    print(f"5M rows: file {size} B, worker status peak {status.get('workerPeakMemoryBytes')} B, pod cgroup {seen}")
+    assert seen["samples"] > 0
+    assert seen["limit"] == 128 * 1024 * 1024  # the kernel enforced the chart's worker limit
+    assert size > 3 * seen["limit"]  # the file is far larger than the memory the worker may use
+    assert seen["oom_kill"] == 0  # and nothing in the Pod was OOM-killed
+    assert seen["max_usage"] <= seen["limit"]
+    # max_usage counts the page cache of the 600 MB being written (reclaimable, so it sits
+    # at the limit); the anonymous memory the kernel could not reclaim stays far below it
+    assert seen["rss"] < seen["limit"] // 2
 
 
 HOG_SERVER = """
