@@ -6,6 +6,8 @@ PY ?= $(VENV)/bin/python
 PYTEST ?= $(VENV)/bin/pytest
 TESTENV_DIR ?= .testenv
 REALNODE_DIR ?= .realnode
+REALNODE_BINS := $(addprefix bin/,kubelet runc containerd containerd-shim-runc-v2 ctr cni-bridge cni-loopback \
+  cni-host-local registry buildkitd buildctl)
 DEVCLUSTER ?= PYTHONPATH=operator $(PY) -m devcluster.cli
 DEVCLUSTER_BINS := bin/etcd bin/kube-apiserver bin/kube-controller-manager
 HELM ?= bin/helm

@@ -10,7 +10,11 @@
 realnode-tools: ## Build (or reuse from the cache) the real node's Go tools into ./bin.
 	hack/build-tools.sh realnode
 
-realnode-up: setup tools realnode-tools ## Start the control plane + a real node (kubelet, containerd, runc, CNI), build the image, install the chart; last line KUBECONFIG=<path>.
+# Build only what is missing (as for the dev cluster's binaries).
+$(REALNODE_BINS):
+	hack/build-tools.sh $(notdir $@)
+
+realnode-up: setup | $(DEVCLUSTER_BINS) $(HELM) $(REALNODE_BINS) ## Start the control plane + a real node (kubelet, containerd, runc, CNI), build the image, install the chart; last line KUBECONFIG=<path>.
 	hack/realnode.sh up $(REALNODE_DIR)
 
 realnode-down: ## Stop the real node and its control plane; nothing is left running or mounted.
@@ -19,5 +23,5 @@ realnode-down: ## Stop the real node and its control plane; nothing is left runn
 realnode-status: ## Show the real node's processes and Node.
 	hack/realnode.sh status $(REALNODE_DIR)
 
-realnode-test: setup system-deps tools realnode-tools ## Run the end-to-end suite on a real node (pytest -m realnode; starts and stops its own node).
+realnode-test: setup system-deps | $(DEVCLUSTER_BINS) $(HELM) $(REALNODE_BINS) ## Run the end-to-end suite on a real node (pytest -m realnode; starts and stops its own node).
 	$(PYTEST) -q -m realnode tests/realnode
