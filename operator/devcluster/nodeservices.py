@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import ipaddress
 import logging
 import struct
@@ -197,9 +198,7 @@ class NodeServices:
             if ip not in self.addresses:
                 subprocess.run(["ip", "addr", "replace", f"{ip}/32", "dev", "lo"], check=True)
                 self.addresses.add(ip)
-            await asyncio.start_server(
-                lambda r, w, key=key, port=port: self.relay(r, w, key, port), host=ip, port=port["port"]
-            )
+            await asyncio.start_server(functools.partial(self.relay, key=key, port=port), host=ip, port=port["port"])
             self.listening.add((ip, port["port"]))
             log.info("relaying %s:%s for service %s/%s", ip, port["port"], *key)
 
