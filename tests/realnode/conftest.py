@@ -14,6 +14,7 @@ cgroup v1 host and several minutes of set-up): ``make realnode-test``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -62,6 +63,9 @@ def realnode(tmp_path_factory: pytest.TempPathFactory):
         assert not leftovers, leftovers
         cgroups = [p for p in Path("/sys/fs/cgroup").glob(f"*/{node.cgroup}")]
         assert not cgroups, cgroups
+        # images, build cache and registry blobs are GBs; the logs stay for pytest's temp-dir retention
+        for bulky in ("buildkit", "registry", "node"):
+            shutil.rmtree(state / bulky, ignore_errors=True)
 
 
 @pytest.fixture
