@@ -32,6 +32,7 @@ bin=$repo/bin
 py=${PY:-$repo/.venv/bin/python}
 helm=${HELM:-$bin/helm}
 cmd=${1:?usage: realnode.sh up|down|status [STATE_DIR]}
+[ "$(id -u)" = 0 ] || { echo "[realnode] needs root (namespaces, mounts, cgroups)" >&2; exit 1; }
 state=$(mkdir -p "${2:-$repo/.realnode}" && cd "${2:-$repo/.realnode}" && pwd)
 id=$(printf '%s' "$state" | sha256sum | cut -c1-8)
 cg_name=exportjob-realnode-$id
@@ -288,7 +289,9 @@ EOF
     --opt build-arg:PYTHON_IMAGE="$reg/debian-python:bookworm" \
     --output "type=image,name=$reg/exportjob-operator:$image_tag,push=true,registry.insecure=true" \
     --progress plain >"$logs/image-build.log" 2>&1 || { tail -30 "$logs/image-build.log" >&2; die "image build failed"; }
+  # buildkitd is only needed for the build (down sweeps its cgroup in any case)
   kill -TERM "$(cat "$run/buildkitd.pid")" 2>/dev/null || true
+  rm -f "$run/buildkitd.pid"
   log "image $reg/exportjob-operator:$image_tag built from the Dockerfile and pushed in $(since "$t0")s"
 }
 
