@@ -5,6 +5,9 @@ VENV ?= .venv
 PY ?= $(VENV)/bin/python
 PYTEST ?= $(VENV)/bin/pytest
 TESTENV_DIR ?= .testenv
+REALNODE_DIR ?= .realnode
+REALNODE_BINS := $(addprefix bin/,kubelet runc containerd containerd-shim-runc-v2 ctr cni-bridge cni-loopback \
+  cni-host-local registry buildkitd buildctl)
 DEVCLUSTER ?= PYTHONPATH=operator $(PY) -m devcluster.cli
 DEVCLUSTER_BINS := bin/etcd bin/kube-apiserver bin/kube-controller-manager
 HELM ?= bin/helm
@@ -48,6 +51,7 @@ include hack/make/monitoring.mk
 include hack/make/bench.mk
 include hack/make/operator.mk
 include hack/make/chart.mk
+include hack/make/realnode.mk
 
 .PHONY: help setup system-deps test unit
 

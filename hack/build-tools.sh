@@ -9,6 +9,7 @@
 #
 #   hack/build-tools.sh                 # build what is missing, link all into ./bin
 #   hack/build-tools.sh etcd helm       # only these
+#   hack/build-tools.sh realnode        # the real node's tools (kubelet, containerd, runc, CNI, registry, buildkit)
 #   EXPORTJOB_TOOLS_CACHE=/path ...     # cache root (default ~/.cache/exportjob-operator/tools)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,18 +25,19 @@ module_version() {  # module_version WRAPPER_DIR MODULE_PATH
   (cd "$1" && go list -m -f '{{.Version}}' "$2")
 }
 
-# build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS
+# build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS [TAGS] [CGO_ENABLED]
 build_tool() {
-  local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5
+  local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5 tags=${6:-} cgo=${7:-0}
   local digest key target started elapsed
-  digest=$( { cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod"; echo "$ldflags"; } | sha256sum | cut -c1-12)
+  digest=$( { cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod"; echo "$ldflags";
+              [ -z "$tags$cgo" ] || [ "$tags$cgo" = 0 ] || echo "tags=$tags cgo=$cgo"; } | sha256sum | cut -c1-12)
   key="$name-$version-$(go env GOVERSION)-$digest"
   target="$cache_root/$key/$name"
   if [ ! -x "$target" ]; then
     log "building $name $version (cache miss: $key); the first build of the Kubernetes components takes many minutes"
     started=$(date +%s)
     mkdir -p "$cache_root/$key"
-    (cd "$repo/hack/tools/$wrapper" && go build -ldflags "$ldflags" -o "$target.tmp" "$package") &
+    (cd "$repo/hack/tools/$wrapper" && CGO_ENABLED=$cgo nice -n 10 go build -tags "$tags" -ldflags "$ldflags" -o "$target.tmp" "$package") &
     local pid=$!
     local ticks=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -67,7 +69,14 @@ kube_ldflags() {
   echo "$flags"
 }
 
-wanted=("$@")
+# The real node (docs/devcluster.md, "A real node"; hack/realnode.sh): built only on request.
+realnode_tools=(kubelet runc containerd containerd-shim-runc-v2 ctr cni-bridge cni-loopback cni-host-local
+  registry buildkitd buildctl)
+
+wanted=()
+for arg in "$@"; do
+  if [ "$arg" = realnode ]; then wanted+=("${realnode_tools[@]}"); else wanted+=("$arg"); fi
+done
 [ ${#wanted[@]} -gt 0 ] || wanted=(etcd kube-apiserver kube-controller-manager helm promtool)
 
 for tool in "${wanted[@]}"; do
@@ -94,6 +103,32 @@ for tool in "${wanted[@]}"; do
       minor=${v#v0.}; minor=${minor%%.*}; patch=${v##*.}
       build_tool promtool promtool github.com/prometheus/prometheus/cmd/promtool "$v" \
         "-s -w -X github.com/prometheus/common/version.Version=3.$((minor - 300)).$patch" ;;
+    kubelet)
+      # Its own wrapper (same regen.sh logic as hack/tools/kube): the kubelet's extra
+      # dependencies must not change the API server's cache key.
+      v=$(module_version "$repo/hack/tools/kubelet" k8s.io/kubernetes)
+      build_tool kubelet kubelet k8s.io/kubernetes/cmd/kubelet "$v" "$(kube_ldflags "$v")" ;;
+    runc)
+      # seccomp needs cgo and libseccomp-dev (hack/install-system-deps.sh).
+      v=$(module_version "$repo/hack/tools/runc" github.com/opencontainers/runc)
+      build_tool runc runc github.com/opencontainers/runc "$v" "-s -w -X main.version=${v#v}" seccomp 1 ;;
+    containerd|containerd-shim-runc-v2|ctr)
+      v=$(module_version "$repo/hack/tools/containerd" github.com/containerd/containerd/v2)
+      build_tool "$tool" containerd "github.com/containerd/containerd/v2/cmd/$tool" "$v" \
+        "-s -w -X github.com/containerd/containerd/v2/version.Version=$v" "no_btrfs no_devmapper no_zfs" ;;
+    cni-bridge|cni-loopback|cni-host-local)
+      v=$(module_version "$repo/hack/tools/cni-plugins" github.com/containernetworking/plugins)
+      case $tool in cni-host-local) pkg=ipam/host-local ;; *) pkg=main/${tool#cni-} ;; esac
+      build_tool "$tool" cni-plugins "github.com/containernetworking/plugins/plugins/$pkg" "$v" \
+        "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v" ;;
+    registry)
+      v=$(module_version "$repo/hack/tools/registry" github.com/distribution/distribution/v3)
+      build_tool registry registry github.com/distribution/distribution/v3/cmd/registry "$v" \
+        "-s -w -X github.com/distribution/distribution/v3/version.version=$v" ;;
+    buildkitd|buildctl)
+      v=$(module_version "$repo/hack/tools/buildkit" github.com/moby/buildkit)
+      build_tool "$tool" buildkit "github.com/moby/buildkit/cmd/$tool" "$v" \
+        "-s -w -X github.com/moby/buildkit/version.Version=$v" ;;
     *) log "unknown tool: $tool"; exit 2 ;;
   esac
 done

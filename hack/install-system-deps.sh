@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks use, when missing:
 # a PostgreSQL server (tests start their own private instance) and poppler
-# (pdftotext/pdfinfo read our PDFs back in tests).
+# (pdftotext/pdfinfo read our PDFs back in tests), and what the real node needs.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 [ -x /usr/bin/time ] || need+=(time)
+# The real node (hack/realnode.sh): runc's seccomp support (cgo), the Debian base
+# image (debootstrap) and the host <-> node relays (socat).
+[ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 if [ ${#need[@]} -gt 0 ]; then
   echo "[system-deps] installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         "up", parents=[common], help="start the cluster (or reuse the running one) and print KUBECONFIG=<path>"
     )
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    up.add_argument(
+        "--no-kubelet",
+        action="store_true",
+        help="control plane only, for a real kubelet to join (hack/realnode.sh)",
+    )
     up.add_argument("-v", "--verbosity", type=int, default=0, help="klog verbosity of the Go components")
     sub.add_parser("down", parents=[common], help="stop every process of the cluster")
     status = sub.add_parser(
@@ -49,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    cluster = DevCluster(args.state_dir, args.bin_dir, verbosity=getattr(args, "verbosity", 0))
+    cluster = DevCluster(
+        args.state_dir,
+        args.bin_dir,
+        verbosity=getattr(args, "verbosity", 0),
+        process_kubelet=not getattr(args, "no_kubelet", False),
+    )
     if args.command == "up":
         started = time.monotonic()
         try:

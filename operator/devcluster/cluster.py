@@ -37,7 +37,7 @@ import requests
 
 from . import processes
 from .certs import ensure_pki
-from .controlplane import Ports, apiserver_argv, controller_manager_argv, etcd_argv
+from .controlplane import CONTROLLERS, REAL_NODE_CONTROLLERS, Ports, apiserver_argv, controller_manager_argv, etcd_argv
 from .kubeconfig import write_kubeconfig
 from .paths import REPO_ROOT, pod_dir, volume_dir
 
@@ -75,11 +75,15 @@ class DevCluster:
         *,
         node_name: str = "devcluster",
         verbosity: int = 0,
+        process_kubelet: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.bin_dir = Path(bin_dir).resolve() if bin_dir else REPO_ROOT / "bin"
         self.node_name = node_name
         self.verbosity = verbosity
+        # False: the control plane only (a real kubelet joins it: hack/realnode.sh), with the
+        # persistentvolume-binder controller so claims bind to PersistentVolumes.
+        self.process_kubelet = process_kubelet
         self._procs: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ paths
@@ -145,8 +149,12 @@ class DevCluster:
         except requests.RequestException:
             return None
 
+    @property
+    def components(self) -> tuple[str, ...]:
+        return COMPONENTS if self.process_kubelet else COMPONENTS[:-1]
+
     def running_components(self) -> dict[str, int | None]:
-        return {c: processes.running_pid(self.pid_file(c)) for c in COMPONENTS}
+        return {c: processes.running_pid(self.pid_file(c)) for c in self.components}
 
     def _node_ready(self, session: requests.Session, server: str) -> bool:
         r = self._get(session, server, f"/api/v1/nodes/{self.node_name}")
@@ -164,7 +172,7 @@ class DevCluster:
             with self._session() as s:
                 r = self._get(s, server, "/readyz")
                 ready = r is not None and r.status_code == 200
-                node_ready = ready and self._node_ready(s, server)
+                node_ready = ready and (not self.process_kubelet or self._node_ready(s, server))
         return {
             "state_dir": str(self.state_dir),
             "server": server,
@@ -343,28 +351,17 @@ class DevCluster:
                 ports=ports,
                 cert_dir=self.state_dir / "certs",
                 verbosity=self.verbosity,
+                controllers=CONTROLLERS if self.process_kubelet else (*CONTROLLERS, *REAL_NODE_CONTROLLERS),
             ),
         )
         package_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"
-        self._spawn(
-            "kubelet",
-            [
-                sys.executable,
-                "-m",
-                "devcluster.kubelet",
-                "--kubeconfig",
-                str(kubelet_kubeconfig),
-                "--state-dir",
-                str(self.state_dir),
-                "--node-name",
-                self.node_name,
-            ],
-            env=env,
-        )
-        all_components = COMPONENTS
+        if self.process_kubelet:
+            self._spawn_process_kubelet(kubelet_kubeconfig, env)
+        all_components = self.components
+
         kcm_health = f"https://127.0.0.1:{ports.controller_manager}/healthz"
 
         def kcm_ready() -> bool:
@@ -376,7 +373,10 @@ class DevCluster:
                     return False
 
         self._wait("kube-controller-manager /healthz", kcm_ready, deadline, all_components)
-        self._wait(f"Node {self.node_name} Ready", lambda: self._node_ready(session, server), deadline, all_components)
+        if self.process_kubelet:
+            self._wait(
+                f"Node {self.node_name} Ready", lambda: self._node_ready(session, server), deadline, all_components
+            )
 
         def default_sa() -> bool:
             r = self._get(session, server, "/api/v1/namespaces/default/serviceaccounts/default")
@@ -394,6 +394,23 @@ class DevCluster:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (self.state_dir / "cluster.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    def _spawn_process_kubelet(self, kubeconfig: Path, env: dict[str, str]) -> None:
+        self._spawn(
+            "kubelet",
+            [
+                sys.executable,
+                "-m",
+                "devcluster.kubelet",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--state-dir",
+                str(self.state_dir),
+                "--node-name",
+                self.node_name,
+            ],
+            env=env,
+        )
 
     # ------------------------------------------------------------------- stop
     def stop(self) -> None:

@@ -43,6 +43,9 @@ CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",
 )
+# Added when a real kubelet is the node (DevCluster(process_kubelet=False), hack/realnode.sh):
+# claims bind to the harness's static PersistentVolumes.
+REAL_NODE_CONTROLLERS = ("persistentvolume-binder-controller",)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,14 @@ def apiserver_argv(binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verb
 
 
 def controller_manager_argv(
-    binary: Path, *, kubeconfig: Path, pki: Pki, ports: Ports, cert_dir: Path, verbosity: int = 0
+    binary: Path,
+    *,
+    kubeconfig: Path,
+    pki: Pki,
+    ports: Ports,
+    cert_dir: Path,
+    verbosity: int = 0,
+    controllers: tuple[str, ...] = CONTROLLERS,
 ) -> list[str]:
     return [
         str(binary),
@@ -123,7 +133,7 @@ def controller_manager_argv(
         "--use-service-account-credentials=true",
         f"--service-account-private-key-file={pki.sa_key}",
         f"--root-ca-file={pki.ca_cert}",
-        f"--controllers={','.join(CONTROLLERS)}",
+        f"--controllers={','.join(controllers)}",
         "--profiling=false",
         f"--v={verbosity}",
     ]
