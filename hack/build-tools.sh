@@ -8,7 +8,8 @@
 # reuses them and nothing built is ever committed.
 #
 #   hack/build-tools.sh                 # build what is missing, link all into ./bin
-#   hack/build-tools.sh etcd helm       # only these
+#   hack/build-tools.sh etcd helm       # only these (etcd kube-apiserver kube-controller-manager helm promtool
+#                                       # prometheus dashboard-lint)
 #   EXPORTJOB_TOOLS_CACHE=/path ...     # cache root (default ~/.cache/exportjob-operator/tools)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,11 +25,14 @@ module_version() {  # module_version WRAPPER_DIR MODULE_PATH
   (cd "$1" && go list -m -f '{{.Version}}' "$2")
 }
 
-# build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS
+# build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS [SOURCE_FILE...]
+# SOURCE_FILEs (a tool of our own: its Go sources) are part of the cache key too.
 build_tool() {
   local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5
+  shift 5
   local digest key target started elapsed
-  digest=$( { cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod"; echo "$ldflags"; } | sha256sum | cut -c1-12)
+  digest=$( { cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod"; echo "$ldflags"
+              [ $# -eq 0 ] || cat "$@"; } | sha256sum | cut -c1-12)
   key="$name-$version-$(go env GOVERSION)-$digest"
   target="$cache_root/$key/$name"
   if [ ! -x "$target" ]; then
@@ -68,7 +72,14 @@ kube_ldflags() {
 }
 
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(etcd kube-apiserver kube-controller-manager helm promtool)
+[ ${#wanted[@]} -gt 0 ] || wanted=(etcd kube-apiserver kube-controller-manager helm promtool prometheus dashboard-lint)
+
+# The version string Prometheus' own release build stamps: module v0.3MM.P is release 3.MM.P.
+prometheus_ldflags() {
+  local v=$1 minor patch
+  minor=${v#v0.}; minor=${minor%%.*}; patch=${v##*.}
+  echo "-s -w -X github.com/prometheus/common/version.Version=3.$((minor - 300)).$patch"
+}
 
 for tool in "${wanted[@]}"; do
   case "$tool" in
@@ -91,9 +102,24 @@ for tool in "${wanted[@]}"; do
       build_tool helm helm helm.sh/helm/v3/cmd/helm "$v" "$flags" ;;
     promtool)
       v=$(module_version "$repo/hack/tools/promtool" github.com/prometheus/prometheus)
-      minor=${v#v0.}; minor=${minor%%.*}; patch=${v##*.}
-      build_tool promtool promtool github.com/prometheus/prometheus/cmd/promtool "$v" \
-        "-s -w -X github.com/prometheus/common/version.Version=3.$((minor - 300)).$patch" ;;
+      build_tool promtool promtool github.com/prometheus/prometheus/cmd/promtool "$v" "$(prometheus_ldflags "$v")" ;;
+    prometheus)
+      # The server, from the module promtool is pinned to (its own wrapper keeps
+      # promtool's go.sum and cache key unchanged). Built without the
+      # `builtinassets` tag: the web UI's assets are compiled with npm and are
+      # not in the Go module, so this binary serves the HTTP API (/api/v1/...)
+      # and /metrics but no UI pages (docs/monitoring.md).
+      v=$(module_version "$repo/hack/tools/prometheus" github.com/prometheus/prometheus)
+      pinned=$(module_version "$repo/hack/tools/promtool" github.com/prometheus/prometheus)
+      if [ "$v" != "$pinned" ]; then
+        log "hack/tools/prometheus pins $v but hack/tools/promtool pins $pinned: keep them equal"; exit 1
+      fi
+      build_tool prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$v" "$(prometheus_ldflags "$v")" ;;
+    dashboard-lint)
+      # Our own small checker (hack/tools/dashboard-lint/main.go) over Grafana's
+      # dashboard schema as typed by the grafana-foundation-sdk; keyed by the SDK's version.
+      v=$(module_version "$repo/hack/tools/dashboard-lint" github.com/grafana/grafana-foundation-sdk/go)
+      build_tool dashboard-lint dashboard-lint . "$v" "-s -w" "$repo"/hack/tools/dashboard-lint/*.go ;;
     *) log "unknown tool: $tool"; exit 2 ;;
   esac
 done
