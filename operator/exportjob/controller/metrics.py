@@ -68,6 +68,11 @@ class Metrics:
                 self.exports.labels(fmt, result)
             self.output_bytes.labels(fmt)
             self.rows.labels(fmt)
+            # Histograms too: a child created by its first observation enters Prometheus with that
+            # observation already counted, which rate() and increase() never see (issue 11).
+            self.duration.labels(fmt)
+            self.queue_wait.labels(fmt)
+            self.peak_memory.labels(fmt)
 
     def record_admitted(self, fmt: str, queue_wait_seconds: float) -> None:
         self.queue_wait.labels(fmt).observe(max(queue_wait_seconds, 0.0))
