@@ -25,13 +25,14 @@ module_version() {  # module_version WRAPPER_DIR MODULE_PATH
   (cd "$1" && go list -m -f '{{.Version}}' "$2")
 }
 
-# build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS [SOURCE_FILE...]
-# SOURCE_FILEs (a tool of our own: its Go sources) are part of the cache key too.
+# [TOOL_TAGS=tag,...] build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS [SOURCE_FILE...]
+# SOURCE_FILEs (a tool of our own: its Go sources) and TOOL_TAGS (build tags) are part of the cache key too.
 build_tool() {
-  local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5
+  local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5 tags=${TOOL_TAGS:-}
   shift 5
   local digest key target started elapsed
   digest=$( { cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod"; echo "$ldflags"
+              [ -z "$tags" ] || echo "tags $tags"
               [ $# -eq 0 ] || cat "$@"; } | sha256sum | cut -c1-12)
   key="$name-$version-$(go env GOVERSION)-$digest"
   target="$cache_root/$key/$name"
@@ -39,7 +40,7 @@ build_tool() {
     log "building $name $version (cache miss: $key); the first build of the Kubernetes components takes many minutes"
     started=$(date +%s)
     mkdir -p "$cache_root/$key"
-    (cd "$repo/hack/tools/$wrapper" && go build -ldflags "$ldflags" -o "$target.tmp" "$package") &
+    (cd "$repo/hack/tools/$wrapper" && go build ${tags:+-tags "$tags"} -ldflags "$ldflags" -o "$target.tmp" "$package") &
     local pid=$!
     local ticks=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -108,13 +109,17 @@ for tool in "${wanted[@]}"; do
       # promtool's go.sum and cache key unchanged). Built without the
       # `builtinassets` tag: the web UI's assets are compiled with npm and are
       # not in the Go module, so this binary serves the HTTP API (/api/v1/...)
-      # and /metrics but no UI pages (docs/monitoring.md).
+      # and /metrics but no UI pages (docs/monitoring.md). `remove_all_sd`
+      # leaves out the cloud service discoveries (static, file and http
+      # remain): the demo and the tests scrape static targets, and the build
+      # is minutes shorter.
       v=$(module_version "$repo/hack/tools/prometheus" github.com/prometheus/prometheus)
       pinned=$(module_version "$repo/hack/tools/promtool" github.com/prometheus/prometheus)
       if [ "$v" != "$pinned" ]; then
         log "hack/tools/prometheus pins $v but hack/tools/promtool pins $pinned: keep them equal"; exit 1
       fi
-      build_tool prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$v" "$(prometheus_ldflags "$v")" ;;
+      TOOL_TAGS=remove_all_sd build_tool prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus \
+        "$v" "$(prometheus_ldflags "$v")" ;;
     dashboard-lint)
       # Our own small checker (hack/tools/dashboard-lint/main.go) over Grafana's
       # dashboard schema as typed by the grafana-foundation-sdk; keyed by the SDK's version.
