@@ -26,9 +26,9 @@ kubectl wait --for condition=Established --timeout=60s crd/exportjobs.exportjob.
 say "Operator"
 hack/operator.sh start "$state" --max-concurrent 2 --max-concurrent-per-namespace 2 --default-claim exports
 
-say "Prometheus (scrapes the operator's /metrics every 2 s, loads rules/exportjob.rules.yml)"
+say "Prometheus (scrapes the operator's /metrics every second, loads rules/exportjob.rules.yml)"
 prometheus_line=$(PYTHONPATH="$repo/operator" python -m devcluster.promcli start --state-dir "$state" \
-  --target 127.0.0.1:8080 --scrape-interval 2s | tail -n 1)
+  --target 127.0.0.1:8080 --scrape-interval 1s | tail -n 1)
 export "$prometheus_line"
 echo "Prometheus: $PROMETHEUS_URL  (HTTP API; this build has no web UI pages, see docs/monitoring.md)"
 

@@ -76,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             evaluation_interval=args.scrape_interval,
             port=args.port,
         )
-        (server.home / "started").write_text(f"{time.time()}\n")
+        # Targets are picked up a few seconds after startup; the run starts at the first scrape.
+        first = wait_for(
+            lambda: PrometheusAPI(url).scalar(f'min(timestamp(up{{job="{OPERATOR_JOB}"}}))'),
+            timeout=60,
+            interval=0.5,
+            description="the first scrape of the operator",
+        )
+        (server.home / "started").write_text(f"{first}\n")
         (server.home / "scrape-interval").write_text(f"{_seconds(args.scrape_interval)}\n")
         print(f"prometheus running; config {server.config_file}, log {server.log_file}", file=sys.stderr)
         print(f"PROMETHEUS_URL={url}")

@@ -15,8 +15,17 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from exportjob.worker.errors import Reason
+
 FORMATS = ("csv", "pdf")
 RESULTS = ("succeeded", "failed")
+# Every reason a Failed condition can carry: the worker's, plus those only the operator observes
+# (outcome.py, reconciler.py). Their failure series exist from startup (see __init__).
+FAILURE_REASONS = (
+    *sorted({value for name, value in vars(Reason).items() if name.isupper()}),
+    "DeadlineExceeded",
+    "JobNameConflict",
+)
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 QUEUE_WAIT_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 MEMORY_BUCKETS = tuple(float(mib * 1024 * 1024) for mib in (16, 32, 64, 96, 128, 256, 512, 1024, 2048, 4096))
@@ -73,6 +82,8 @@ class Metrics:
             self.duration.labels(fmt)
             self.queue_wait.labels(fmt)
             self.peak_memory.labels(fmt)
+            for reason in FAILURE_REASONS:
+                self.failures.labels(fmt, reason)
 
     def record_admitted(self, fmt: str, queue_wait_seconds: float) -> None:
         self.queue_wait.labels(fmt).observe(max(queue_wait_seconds, 0.0))
