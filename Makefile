@@ -12,6 +12,8 @@ DEVCLUSTER ?= PYTHONPATH=operator $(PY) -m devcluster.cli
 DEVCLUSTER_BINS := bin/etcd bin/kube-apiserver bin/kube-controller-manager
 HELM ?= bin/helm
 PROMTOOL ?= bin/promtool
+PROMETHEUS ?= bin/prometheus
+DASHBOARD_LINT ?= bin/dashboard-lint
 CHART ?= charts/exportjob-operator
 CHART_ALL_TOGGLES ?= $(CHART)/ci/all-toggles-values.yaml
 MONITORING_RULES ?= rules/exportjob.rules.yml

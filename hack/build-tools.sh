@@ -8,7 +8,8 @@
 # reuses them and nothing built is ever committed.
 #
 #   hack/build-tools.sh                 # build what is missing, link all into ./bin
-#   hack/build-tools.sh etcd helm       # only these
+#   hack/build-tools.sh etcd helm       # only these (etcd kube-apiserver kube-controller-manager helm promtool
+#                                       # prometheus dashboard-lint)
 #   hack/build-tools.sh realnode        # the real node's tools (kubelet, containerd, runc, CNI, registry, buildkit)
 #   EXPORTJOB_TOOLS_CACHE=/path ...     # cache root (default ~/.cache/exportjob-operator/tools)
 set -euo pipefail
@@ -25,19 +26,24 @@ module_version() {  # module_version WRAPPER_DIR MODULE_PATH
   (cd "$1" && go list -m -f '{{.Version}}' "$2")
 }
 
-# build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS [TAGS] [CGO_ENABLED]
+# [TOOL_TAGS=tag,...] [TOOL_SOURCES="file..."] build_tool NAME WRAPPER PACKAGE VERSION LDFLAGS [TAGS] [CGO_ENABLED]
+# Build tags (either form), cgo and TOOL_SOURCES (a tool of our own: its Go sources) are part of the cache key.
 build_tool() {
   local name=$1 wrapper=$2 package=$3 version=$4 ldflags=$5 tags=${6:-} cgo=${7:-0}
+  local env_tags=${TOOL_TAGS:-} sources=${TOOL_SOURCES:-}
   local digest key target started elapsed
+  # shellcheck disable=SC2086  # $sources is a list of paths
   digest=$( { cat "$repo/hack/tools/$wrapper/go.sum" "$repo/hack/tools/$wrapper/go.mod"; echo "$ldflags";
-              [ -z "$tags$cgo" ] || [ "$tags$cgo" = 0 ] || echo "tags=$tags cgo=$cgo"; } | sha256sum | cut -c1-12)
+              [ -z "$tags$cgo" ] || [ "$tags$cgo" = 0 ] || echo "tags=$tags cgo=$cgo"
+              [ -z "$env_tags" ] || echo "tags $env_tags"
+              [ -z "$sources" ] || cat $sources; } | sha256sum | cut -c1-12)
   key="$name-$version-$(go env GOVERSION)-$digest"
   target="$cache_root/$key/$name"
   if [ ! -x "$target" ]; then
     log "building $name $version (cache miss: $key); the first build of the Kubernetes components takes many minutes"
     started=$(date +%s)
     mkdir -p "$cache_root/$key"
-    (cd "$repo/hack/tools/$wrapper" && CGO_ENABLED=$cgo nice -n 10 go build -tags "$tags" -ldflags "$ldflags" -o "$target.tmp" "$package") &
+    (cd "$repo/hack/tools/$wrapper" && CGO_ENABLED=$cgo nice -n 10 go build -tags "${tags:-$env_tags}" -ldflags "$ldflags" -o "$target.tmp" "$package") &
     local pid=$!
     local ticks=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -69,6 +75,13 @@ kube_ldflags() {
   echo "$flags"
 }
 
+# The version string Prometheus' own release build stamps: module v0.3MM.P is release 3.MM.P.
+prometheus_ldflags() {
+  local v=$1 minor patch
+  minor=${v#v0.}; minor=${minor%%.*}; patch=${v##*.}
+  echo "-s -w -X github.com/prometheus/common/version.Version=3.$((minor - 300)).$patch"
+}
+
 # The real node (docs/devcluster.md, "A real node"; hack/realnode.sh): built only on request.
 realnode_tools=(kubelet runc containerd containerd-shim-runc-v2 ctr cni-bridge cni-loopback cni-host-local
   registry buildkitd buildctl)
@@ -77,7 +90,7 @@ wanted=()
 for arg in "$@"; do
   if [ "$arg" = realnode ]; then wanted+=("${realnode_tools[@]}"); else wanted+=("$arg"); fi
 done
-[ ${#wanted[@]} -gt 0 ] || wanted=(etcd kube-apiserver kube-controller-manager helm promtool)
+[ ${#wanted[@]} -gt 0 ] || wanted=(etcd kube-apiserver kube-controller-manager helm promtool prometheus dashboard-lint)
 
 for tool in "${wanted[@]}"; do
   case "$tool" in
@@ -100,9 +113,28 @@ for tool in "${wanted[@]}"; do
       build_tool helm helm helm.sh/helm/v3/cmd/helm "$v" "$flags" ;;
     promtool)
       v=$(module_version "$repo/hack/tools/promtool" github.com/prometheus/prometheus)
-      minor=${v#v0.}; minor=${minor%%.*}; patch=${v##*.}
-      build_tool promtool promtool github.com/prometheus/prometheus/cmd/promtool "$v" \
-        "-s -w -X github.com/prometheus/common/version.Version=3.$((minor - 300)).$patch" ;;
+      build_tool promtool promtool github.com/prometheus/prometheus/cmd/promtool "$v" "$(prometheus_ldflags "$v")" ;;
+    prometheus)
+      # The server, from the module promtool is pinned to (its own wrapper keeps
+      # promtool's go.sum and cache key unchanged). Built without the
+      # `builtinassets` tag: the web UI's assets are compiled with npm and are
+      # not in the Go module, so this binary serves the HTTP API (/api/v1/...)
+      # and /metrics but no UI pages (docs/monitoring.md). `remove_all_sd`
+      # leaves out the cloud service discoveries (static, file and http
+      # remain): the demo and the tests scrape static targets, and the build
+      # is minutes shorter.
+      v=$(module_version "$repo/hack/tools/prometheus" github.com/prometheus/prometheus)
+      pinned=$(module_version "$repo/hack/tools/promtool" github.com/prometheus/prometheus)
+      if [ "$v" != "$pinned" ]; then
+        log "hack/tools/prometheus pins $v but hack/tools/promtool pins $pinned: keep them equal"; exit 1
+      fi
+      TOOL_TAGS=remove_all_sd build_tool prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus \
+        "$v" "$(prometheus_ldflags "$v")" ;;
+    dashboard-lint)
+      # Our own small checker (hack/tools/dashboard-lint/main.go) over Grafana's
+      # dashboard schema as typed by the grafana-foundation-sdk; keyed by the SDK's version.
+      v=$(module_version "$repo/hack/tools/dashboard-lint" github.com/grafana/grafana-foundation-sdk/go)
+      TOOL_SOURCES="$(echo "$repo"/hack/tools/dashboard-lint/*.go)" build_tool dashboard-lint dashboard-lint . "$v" "-s -w" ;;
     kubelet)
       # Its own wrapper (same regen.sh logic as hack/tools/kube): the kubelet's extra
       # dependencies must not change the API server's cache key.

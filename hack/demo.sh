@@ -2,10 +2,12 @@
 # `make demo`: the whole story on the local control plane, from nothing.
 #
 # Starts (or reuses) the local cluster, installs the CRD and the admission
-# policy (policies/exportjob-references.yaml), starts the operator,
-# applies examples/, waits for every export to finish, and prints the
-# ExportJobs and the files with their checksums. Leaves the cluster and the
-# operator running for exploration; `make testenv-down` stops both.
+# policy (policies/exportjob-references.yaml), starts the operator and a
+# Prometheus server scraping it (loading rules/), applies examples/, waits for
+# every export to finish, and prints the ExportJobs, the files with their
+# checksums and the main figures as Prometheus has them; every dashboard panel
+# query is run against it. Leaves the cluster, the operator and Prometheus
+# running for exploration; `make testenv-down` stops all three.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -27,6 +29,12 @@ kubectl apply --server-side -f policies/exportjob-references.yaml
 
 say "Operator"
 hack/operator.sh start "$state" --max-concurrent 2 --max-concurrent-per-namespace 2 --default-claim exports
+
+say "Prometheus (scrapes the operator's /metrics every second, loads rules/exportjob.rules.yml)"
+prometheus_line=$(PYTHONPATH="$repo/operator" python -m devcluster.promcli start --state-dir "$state" \
+  --target 127.0.0.1:8080 --scrape-interval 1s | tail -n 1)
+export "$prometheus_line"
+echo "Prometheus: $PROMETHEUS_URL  (HTTP API; this build has no web UI pages, see docs/monitoring.md)"
 
 say "Examples"
 kubectl apply -f examples/00-namespace-and-claim.yaml
@@ -65,11 +73,22 @@ volume="$state/volumes/exportjob-demo/exports"
 done)
 echo
 echo "status.sha256 of orders-csv: $(kubectl -n exportjob-demo get ej orders-csv -o jsonpath='{.status.sha256}')"
+
+promcli() { PYTHONPATH="$repo/operator" python -m devcluster.promcli "$@" --state-dir "$state"; }
+say "Main figures, from Prometheus ($PROMETHEUS_URL)"
+promcli figures
+say "Dashboard panels (dashboards/exportjob-operator.json) queried on the live Prometheus"
+promcli panels || echo "WARNING: a panel query returned no data (above)" >&2
+promcli chart --out "$state/demo-figures.png" >/dev/null
+echo "chart of the run: $state/demo-figures.png"
 echo
-echo "The cluster and the operator keep running. Try:"
+echo "The cluster, the operator and Prometheus keep running. Try:"
 echo "  export $kubeconfig_line"
 echo "  kubectl get exportjobs -A            # or: kubectl get ej -A -o wide"
 echo "  kubectl explain exportjob.spec.source"
 echo "  curl -s localhost:8080/metrics | grep ^exportjob_"
+echo "  curl -s '$PROMETHEUS_URL/api/v1/query?query=format:exportjob_exports:rate5m'"
+echo "  curl -s '$PROMETHEUS_URL/api/v1/alerts'"
 echo "Stop everything with: make testenv-down"
+echo "PROMETHEUS_URL=$PROMETHEUS_URL"
 echo "$kubeconfig_line"

@@ -7,7 +7,7 @@
 
 .PHONY: tools testenv-up testenv-down testenv-status
 
-tools: ## Build (or reuse from the cache) etcd, kube-apiserver, kube-controller-manager, helm, promtool into ./bin.
+tools: ## Build (or reuse from the cache) etcd, kube-apiserver, kube-controller-manager, helm, promtool, prometheus, dashboard-lint into ./bin.
 	hack/build-tools.sh
 
 # Build only what is missing (a dangling link, e.g. after the cache was wiped, counts as missing).

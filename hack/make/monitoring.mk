@@ -1,10 +1,17 @@
-# Monitoring checks: Prometheus rules, their promtool unit tests and the Grafana
-# dashboard's queries. promtool is built (or taken from the cache) on first use.
+# Monitoring checks: Prometheus rules, their promtool unit tests, the Grafana
+# dashboard's queries and schema; the demo's Prometheus server. promtool,
+# prometheus and dashboard-lint are built (or taken from the cache) on first use.
 
-.PHONY: rules-check rules-lint rules-test dashboard-check promtool-present
+.PHONY: rules-check rules-lint rules-test dashboard-check dashboard-lint promtool-present prometheus-stop
 
 $(PROMTOOL):
 	hack/build-tools.sh promtool
+
+$(PROMETHEUS):
+	hack/build-tools.sh prometheus
+
+$(DASHBOARD_LINT):
+	hack/build-tools.sh dashboard-lint
 
 promtool-present: | $(PROMTOOL)
 
@@ -17,4 +24,13 @@ rules-test: promtool-present ## promtool unit tests of every alert and recording
 dashboard-check: setup promtool-present ## every dashboard panel query parses (loaded as recording rules)
 	$(PY) hack/check-dashboard-queries.py --promtool $(PROMTOOL) $(MONITORING_DASHBOARDS)
 
-rules-check: rules-lint rules-test dashboard-check ## Every promtool check: rules, their unit tests, the dashboard's queries.
+dashboard-lint: | $(DASHBOARD_LINT) ## the dashboard conforms to Grafana's dashboard schema (grafana-foundation-sdk)
+	$(DASHBOARD_LINT) $(MONITORING_DASHBOARDS)
+
+rules-check: rules-lint rules-test dashboard-check dashboard-lint ## Every offline monitoring check: rules, their unit tests, the dashboard's queries and schema.
+
+prometheus-stop: setup ## Stop the Prometheus server started by `make demo`.
+	@PYTHONPATH=operator $(PY) -m devcluster.promcli stop --state-dir $(TESTENV_DIR)
+
+# `make testenv-down` also stops the demo's Prometheus.
+testenv-down: prometheus-stop

@@ -4,7 +4,7 @@ crds: setup ## Regenerate crds/ from the API models (operator/exportjob/spec.py,
 	$(VENV)/bin/exportjob crd > crds/exportjob.io_exportjobs.yaml
 	hack/sync-chart.sh
 
-demo: setup | $(DEVCLUSTER_BINS) ## The main job: local cluster + CRD + operator + examples, then print results (leaves it running).
+demo: setup | $(DEVCLUSTER_BINS) $(PROMETHEUS) ## The main job: local cluster + CRD + operator + Prometheus + examples, then results and figures (leaves it running).
 	EXPORTJOB_STATE_DIR=$(abspath $(TESTENV_DIR)) hack/demo.sh
 
 operator-stop: ## Stop the operator started by `make demo`.

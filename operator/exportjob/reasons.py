@@ -45,6 +45,20 @@ class Reason(StrEnum):
     SUCCEEDED = "Succeeded"
 
 
+NOT_FAILURES = frozenset(
+    {
+        Reason.QUEUED,
+        Reason.CLAIM_NOT_FOUND,
+        Reason.SECRET_NOT_FOUND,
+        Reason.SERVICE_ACCOUNT_NOT_FOUND,
+        Reason.ADMITTED,
+        Reason.SUCCEEDED,
+    }
+)
+# Every reason a Failed condition can carry (the `reason` label values of exportjob_failures_total).
+FAILURE_REASONS: tuple[Reason, ...] = tuple(sorted(r for r in Reason if r not in NOT_FAILURES))
+
+
 def failure_reason(value: object) -> Reason:
     """The member named by a worker's result (untrusted input); WorkerCrashed for anything else."""
     try:

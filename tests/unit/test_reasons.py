@@ -2,7 +2,7 @@
 
 from exportjob.controller.metrics import Metrics
 from exportjob.controller.outcome import observe_job
-from exportjob.reasons import Reason, failure_reason
+from exportjob.reasons import FAILURE_REASONS, Reason, failure_reason
 from exportjob.worker import errors
 
 
@@ -48,5 +48,11 @@ def test_a_forged_result_cannot_mint_metric_labels_or_flood_the_status():
             duration_seconds=None,
             peak_memory_bytes=None,
         )
-    labels = {s.labels["reason"] for m in metrics.registry.collect() for s in m.samples if "reason" in s.labels}
-    assert labels == {"WorkerCrashed"}
+    counted = {
+        s.labels["reason"]: s.value
+        for m in metrics.registry.collect()
+        for s in m.samples
+        if "reason" in s.labels and s.labels["format"] == "csv" and s.name.endswith("_total")
+    }
+    assert set(counted) == set(FAILURE_REASONS)  # a bounded set, all present from the start
+    assert counted["WorkerCrashed"] == 50 and sum(counted.values()) == 50

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from exportjob.reasons import failure_reason
+from exportjob.reasons import FAILURE_REASONS, failure_reason
 
 FORMATS = ("csv", "pdf")
 RESULTS = ("succeeded", "failed")
+# Every failure reason (exportjob.reasons.FAILURE_REASONS) has its series from startup (see __init__).
 DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 QUEUE_WAIT_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 MEMORY_BUCKETS = tuple(float(mib * 1024 * 1024) for mib in (16, 32, 64, 96, 128, 256, 512, 1024, 2048, 4096))
@@ -70,6 +71,13 @@ class Metrics:
                 self.exports.labels(fmt, result)
             self.output_bytes.labels(fmt)
             self.rows.labels(fmt)
+            # Histograms too: a child created by its first observation enters Prometheus with that
+            # observation already counted, which rate() and increase() never see (issue 11).
+            self.duration.labels(fmt)
+            self.queue_wait.labels(fmt)
+            self.peak_memory.labels(fmt)
+            for reason in FAILURE_REASONS:
+                self.failures.labels(fmt, reason)
 
     def record_admitted(self, fmt: str, queue_wait_seconds: float) -> None:
         self.queue_wait.labels(fmt).observe(max(queue_wait_seconds, 0.0))
