@@ -159,3 +159,14 @@ The operator's RBAC rules, derived from operator/exportjob/controller/kube.py
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+A map as comma-separated key=value pairs, sorted by key (EXPORTJOB_NAMESPACE_WEIGHTS).
+*/}}
+{{- define "exportjob-operator.pairs" -}}
+{{- $pairs := list -}}
+{{- range $key := keys . | sortAlpha -}}
+{{- $pairs = append $pairs (printf "%s=%v" $key (index $ $key)) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
