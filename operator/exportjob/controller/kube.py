@@ -200,13 +200,14 @@ class KubeApi:
 
     # --- prerequisites ------------------------------------------------------
     def claim_exists(self, namespace: str, name: str) -> bool:
+        """The claim exists and is not being deleted (a Terminating claim cannot be mounted by a new Pod)."""
         try:
-            self.core.read_namespaced_persistent_volume_claim(name, namespace, _preload_content=False)
-            return True
+            claim = _data(self.core.read_namespaced_persistent_volume_claim(name, namespace, _preload_content=False))
         except ApiException as error:
             if error.status == 404:
                 return False
             raise
+        return not claim["metadata"].get("deletionTimestamp")
 
     def service_account_exists(self, namespace: str, name: str) -> bool:
         try:
