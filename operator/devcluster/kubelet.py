@@ -360,6 +360,8 @@ class ProcessKubelet:
             worker.update(pod)
             return
         if finished or status.get("phase") in TERMINAL:
+            if finished and meta.get("deletionTimestamp") and status.get("phase") in TERMINAL:
+                self.delete_pod(meta["namespace"], meta["name"], uid)  # our delete did not reach the API
             return
         if meta.get("deletionTimestamp"):
             self.delete_pod(meta["namespace"], meta["name"], uid)  # never started here
