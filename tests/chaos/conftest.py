@@ -52,7 +52,7 @@ COLUMNS = ("scenario", "injection", "outcome", "lost", "duplicated", "over-admit
 def intact_cluster(devcluster):
     """Every component is running again after the test (whatever it stopped)."""
     yield
-    from devcluster import COMPONENTS
+    from devcluster.cluster import COMPONENTS
 
     for component in COMPONENTS:
         devcluster.start_component(component)
