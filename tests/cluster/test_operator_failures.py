@@ -28,7 +28,8 @@ def failed(exportjobs: ExportJobs, name: str, timeout: float = 90) -> dict:
     status = exportjobs.wait_for_phase(name, ("Succeeded", "Failed"), timeout)
     assert status["phase"] == "Failed", status
     assert {c["type"]: c["status"] for c in status["conditions"]}["Failed"] == "True"
-    assert status["reason"] in exportjobs.events(name)  # the Warning event carries the failure reason
+    # the Warning event carries the failure reason; it is posted just after the status is written
+    wait_until(lambda: status["reason"] in exportjobs.events(name), 30, f"a {status['reason']} event on {name}")
     return status
 
 
