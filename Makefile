@@ -54,6 +54,7 @@ include hack/make/bench.mk
 include hack/make/operator.mk
 include hack/make/chart.mk
 include hack/make/realnode.mk
+include hack/make/chaos.mk
 
 .PHONY: help setup system-deps test unit
 

@@ -55,6 +55,7 @@ class TempPostgres:
         self.port = 0
         self._settings = {"fsync": "off", "full_page_writes": "off", **(settings or {})}
         self._base = ""
+        self._options = ""
         self._as_root = os.geteuid() == 0
 
     def dsn(self, **overrides: object) -> str:
@@ -73,7 +74,10 @@ class TempPostgres:
         done = subprocess.run(prefix + list(command), capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             log = os.path.join(self._base, "server.log")
-            server_log = open(log).read()[-4000:] if os.path.exists(log) else ""
+            server_log = ""
+            if os.path.exists(log):
+                with open(log) as file:
+                    server_log = file.read()[-4000:]
             raise PostgresUnavailable(
                 f"{os.path.basename(command[0])} failed ({done.returncode}): {done.stderr.strip()}\n{server_log}"
             )
@@ -106,12 +110,18 @@ class TempPostgres:
         options = f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 " + " ".join(
             f"-c {key}={value}" for key, value in self._settings.items()
         )
+        self._options = options
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again, after `halt`) on the same port with the same data."""
         self._run(
             f"{self.bin_dir}/pg_ctl",
             "-D",
-            data,
+            os.path.join(self._base, "data"),
             "-o",
-            options,
+            self._options,
             "-l",
             os.path.join(self._base, "server.log"),
             "-w",
@@ -119,7 +129,10 @@ class TempPostgres:
             "60",
             "start",
         )
-        return self
+
+    def halt(self) -> None:
+        """Stop the server but keep its data (`resume` starts it again): open connections are cut."""
+        self._run(f"{self.bin_dir}/pg_ctl", "-D", os.path.join(self._base, "data"), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         if not self._base:

@@ -1,9 +1,12 @@
-"""``python -m devcluster.cli up|down|status``: the command line of the dev cluster.
+"""``python -m devcluster.cli up|down|status|stop|start|restart``: the command line of the dev cluster.
 
 Used by ``make testenv-up`` / ``testenv-down`` / ``testenv-status``
 (hack/make/devcluster.mk) and by developers.  ``up`` prints progress on stderr
 and ``KUBECONFIG=<path>`` as the last line of stdout, so
 ``eval "$(python -m devcluster.cli up | tail -1)"`` or ``export $(...)`` works.
+``stop|start|restart <component> [--kill]`` act on one of etcd, kube-apiserver,
+kube-controller-manager, kubelet of the running cluster (fault injection by hand;
+the fault tests use the same :class:`DevCluster` methods).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import DevCluster, DevClusterError
+from .cluster import COMPONENTS, DevCluster, DevClusterError
 from .paths import DEFAULT_STATE_DIR, REPO_ROOT
 
 
@@ -52,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         "status", parents=[common], help="show the cluster's processes and health (exit 1 if unhealthy)"
     )
     status.add_argument("--json", action="store_true")
+    for verb, text in (
+        ("stop", "stop one component (SIGTERM; --kill: SIGKILL)"),
+        ("start", "start a stopped component again and wait until it is ready"),
+        ("restart", "stop one component (SIGTERM; --kill: SIGKILL), start it again, wait until it is ready"),
+    ):
+        one = sub.add_parser(verb, parents=[common], help=text)
+        one.add_argument("component", choices=COMPONENTS)
+        if verb != "start":
+            one.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
+        if verb != "stop":
+            one.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
     args = parser.parse_args(argv)
 
     cluster = DevCluster(
@@ -71,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         _progress(f"up in {time.monotonic() - started:.1f}s; logs in {cluster.log_dir}")
         print(f"KUBECONFIG={cluster.kubeconfig}", flush=True)
         return 0
+    if args.command in ("stop", "start", "restart"):
+        return _one_component(cluster, args)
     if args.command == "down":
         cluster.stop()
         _progress(f"stopped (state kept in {cluster.state_dir})")
@@ -86,6 +102,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<24} {'pid ' + str(pid) if pid else 'not running'}")
         print(f"apiserver ready: {st['apiserver_ready']}  node ready: {st['node_ready']}")
     return 0 if st["healthy"] else 1
+
+
+def _one_component(cluster: DevCluster, args: argparse.Namespace) -> int:
+    try:
+        if args.command == "stop":
+            was = cluster.stop_component(args.component, kill=args.kill)
+            _progress(
+                f"{args.component} {'killed' if args.kill else 'stopped'}"
+                if was
+                else f"{args.component} was not running"
+            )
+            return 0
+        if args.command == "start":
+            seconds = cluster.start_component(args.component, timeout=args.timeout)
+        else:
+            seconds = cluster.restart_component(args.component, kill=args.kill, timeout=args.timeout)
+    except DevClusterError as exc:
+        _progress(f"failed: {exc}")
+        return 1
+    _progress(f"{args.component} ready in {seconds:.1f}s (pid {cluster.running_components()[args.component]})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -253,11 +254,6 @@ class DevCluster:
                     return int(line.rsplit(":", 1)[1])
         return None
 
-    def _spawn(self, component: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self._procs[component] = processes.spawn(
-            argv, log_file=self.log_file(component), pid_file=self.pid_file(component), env=env, cwd=self.state_dir
-        )
-
     def _check_alive(self, component: str) -> None:
         proc = self._procs.get(component)
         if proc is not None and proc.poll() is not None:
@@ -291,7 +287,7 @@ class DevCluster:
             client_key=pki.client_key("admin"),
             user="devcluster-admin",
         )
-        kcm_kubeconfig = write_kubeconfig(
+        write_kubeconfig(
             self.state_dir / "config" / "kube-controller-manager.kubeconfig",
             server=server,
             ca_cert=pki.ca_cert,
@@ -299,7 +295,7 @@ class DevCluster:
             client_key=pki.client_key("kube-controller-manager"),
             user="kube-controller-manager",
         )
-        kubelet_kubeconfig = write_kubeconfig(
+        write_kubeconfig(
             self.state_dir / "config" / "kubelet.kubeconfig",
             server=server,
             ca_cert=pki.ca_cert,
@@ -309,74 +305,27 @@ class DevCluster:
         )
 
         log(f"starting etcd on 127.0.0.1:{ports.etcd_client}")
-        self._spawn("etcd", etcd_argv(self.bin_dir / "etcd", data_dir=self.state_dir / "etcd", ports=ports))
-        etcd_health = f"http://127.0.0.1:{ports.etcd_client}/health"
-        plain = requests.Session()
-        plain.trust_env = False
-
-        def etcd_ready() -> bool:
-            try:
-                return plain.get(etcd_health, timeout=1).json().get("health") == "true"
-            except (requests.RequestException, ValueError):
-                return False
-
-        self._wait("etcd /health", etcd_ready, deadline, ("etcd",))
-
+        self._spawn_component("etcd", ports)
+        self._wait("etcd /health", lambda: self._ready("etcd", ports), deadline, ("etcd",))
         log(f"starting kube-apiserver on {server}")
-        self._spawn(
-            "kube-apiserver",
-            apiserver_argv(
-                self.bin_dir / "kube-apiserver",
-                pki=pki,
-                ports=ports,
-                cert_dir=self.state_dir / "certs",
-                verbosity=self.verbosity,
-            ),
+        self._spawn_component("kube-apiserver", ports)
+        self._wait(
+            "kube-apiserver /readyz", lambda: self._ready("kube-apiserver", ports), deadline, ("etcd", "kube-apiserver")
         )
-        session = self._session()
-
-        def api_ready() -> bool:
-            r = self._get(session, server, "/readyz")
-            return r is not None and r.status_code == 200
-
-        self._wait("kube-apiserver /readyz", api_ready, deadline, ("etcd", "kube-apiserver"))
-
         log("starting kube-controller-manager and the process kubelet")
-        self._spawn(
-            "kube-controller-manager",
-            controller_manager_argv(
-                self.bin_dir / "kube-controller-manager",
-                kubeconfig=kcm_kubeconfig,
-                pki=pki,
-                ports=ports,
-                cert_dir=self.state_dir / "certs",
-                verbosity=self.verbosity,
-                controllers=CONTROLLERS if self.process_kubelet else (*CONTROLLERS, *REAL_NODE_CONTROLLERS),
-            ),
-        )
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
+        self._spawn_component("kube-controller-manager", ports)
         if self.process_kubelet:
-            self._spawn_process_kubelet(kubelet_kubeconfig, env)
+            self._spawn_component("kubelet", ports)
         all_components = self.components
-
-        kcm_health = f"https://127.0.0.1:{ports.controller_manager}/healthz"
-
-        def kcm_ready() -> bool:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    return plain.get(kcm_health, verify=False, timeout=1).status_code == 200
-                except requests.RequestException:
-                    return False
-
-        self._wait("kube-controller-manager /healthz", kcm_ready, deadline, all_components)
+        self._wait(
+            "kube-controller-manager /healthz",
+            lambda: self._ready("kube-controller-manager", ports),
+            deadline,
+            all_components,
+        )
         if self.process_kubelet:
-            self._wait(
-                f"Node {self.node_name} Ready", lambda: self._node_ready(session, server), deadline, all_components
-            )
+            self._wait(f"Node {self.node_name} Ready", lambda: self._ready("kubelet", ports), deadline, all_components)
+        session = self._session()
 
         def default_sa() -> bool:
             r = self._get(session, server, "/api/v1/namespaces/default/serviceaccounts/default")
@@ -385,7 +334,6 @@ class DevCluster:
         self._wait("the default ServiceAccount", default_sa, deadline, all_components)
         version = self._get(session, server, "/version")
         session.close()
-        plain.close()
         info = {
             "server": server,
             "ports": ports.as_dict(),
@@ -395,22 +343,147 @@ class DevCluster:
         }
         (self.state_dir / "cluster.json").write_text(json.dumps(info, indent=2) + "\n")
 
-    def _spawn_process_kubelet(self, kubeconfig: Path, env: dict[str, str]) -> None:
-        self._spawn(
-            "kubelet",
-            [
+    # -------------------------------------------------------------- components
+    def _command(self, component: str, ports: Ports) -> tuple[list[str], dict[str, str] | None]:
+        """argv and environment of one component (the same on the first start and on a restart)."""
+        pki = ensure_pki(self.pki_dir)  # loads the existing PKI
+        config = self.state_dir / "config"
+        if component == "etcd":
+            return etcd_argv(self.bin_dir / "etcd", data_dir=self.state_dir / "etcd", ports=ports), None
+        if component == "kube-apiserver":
+            argv = apiserver_argv(
+                self.bin_dir / "kube-apiserver",
+                pki=pki,
+                ports=ports,
+                cert_dir=self.state_dir / "certs",
+                verbosity=self.verbosity,
+            )
+            return argv, None
+        if component == "kube-controller-manager":
+            argv = controller_manager_argv(
+                self.bin_dir / "kube-controller-manager",
+                kubeconfig=config / "kube-controller-manager.kubeconfig",
+                pki=pki,
+                ports=ports,
+                cert_dir=self.state_dir / "certs",
+                verbosity=self.verbosity,
+                controllers=CONTROLLERS if self.process_kubelet else (*CONTROLLERS, *REAL_NODE_CONTROLLERS),
+            )
+            return argv, None
+        if component == "kubelet":
+            package_root = str(Path(__file__).resolve().parent.parent)
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+            env["PYTHONUNBUFFERED"] = "1"
+            argv = [
                 sys.executable,
                 "-m",
                 "devcluster.kubelet",
                 "--kubeconfig",
-                str(kubeconfig),
+                str(config / "kubelet.kubeconfig"),
                 "--state-dir",
                 str(self.state_dir),
                 "--node-name",
                 self.node_name,
-            ],
+            ]
+            return argv, env
+        raise ValueError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+
+    def _spawn_component(self, component: str, ports: Ports, append: bool = False) -> None:
+        argv, env = self._command(component, ports)
+        self._procs[component] = processes.spawn(
+            argv,
+            log_file=self.log_file(component),
+            pid_file=self.pid_file(component),
             env=env,
+            cwd=self.state_dir,
+            append=append,
         )
+
+    def _ready(self, component: str, ports: Ports) -> bool:
+        """One readiness probe: etcd /health, kube-apiserver /readyz, kcm /healthz, the Node Ready."""
+        plain = requests.Session()
+        plain.trust_env = False
+        try:
+            if component == "etcd":
+                r = plain.get(f"http://127.0.0.1:{ports.etcd_client}/health", timeout=1)
+                return r.json().get("health") == "true"
+            if component == "kube-controller-manager":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    url = f"https://127.0.0.1:{ports.controller_manager}/healthz"
+                    return plain.get(url, verify=False, timeout=1).status_code == 200
+        except (requests.RequestException, ValueError):
+            return False
+        finally:
+            plain.close()
+        server = f"https://127.0.0.1:{ports.apiserver}"
+        with self._session() as session:
+            if component == "kube-apiserver":
+                r = self._get(session, server, "/readyz")
+                return r is not None and r.status_code == 200
+            return self._node_ready(session, server)
+
+    def _recorded_ports(self) -> Ports:
+        recorded = self.info.get("ports")
+        if not recorded:
+            raise DevClusterError(f"no cluster was started in {self.state_dir} (cluster.json is missing)")
+        return Ports(**recorded)
+
+    def _check_component(self, component: str) -> None:
+        if component not in COMPONENTS:
+            raise DevClusterError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+
+    def stop_component(self, component: str, *, kill: bool = False, grace: float = 10.0) -> bool:
+        """Stop one component: SIGTERM (SIGKILL after ``grace``), or with ``kill`` SIGKILL at once.
+
+        Returns whether it was running; the rest of the cluster keeps running and
+        :meth:`start_component` brings it back. A SIGTERMed kubelet stops its
+        containers first; a SIGKILLed one leaves them running (they have their own
+        sessions), and the next kubelet reports their Pods lost (exit 137).
+        """
+        self._check_component(component)
+        proc = self._procs.pop(component, None)
+        rec = processes.read_pid_file(self.pid_file(component))
+        was_running = processes.running_pid(self.pid_file(component)) is not None
+        if kill and rec is not None and was_running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(rec[0], signal.SIGKILL)
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    proc.wait(timeout=10)
+            gone_by = time.monotonic() + 10
+            while processes.running_pid(self.pid_file(component)) and time.monotonic() < gone_by:
+                time.sleep(0.05)
+        processes.stop_pid_file(self.pid_file(component), grace=grace)
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)
+        return was_running
+
+    def start_component(self, component: str, timeout: float = 90.0) -> float:
+        """Start one stopped component again with its original flags and ports; wait until it is ready.
+
+        Returns the seconds until ready. The new process is recorded in its pid file, so
+        :meth:`stop` (``make testenv-down``) finds it. A running component is left alone.
+        """
+        self._check_component(component)
+        ports = self._recorded_ports()
+        started = time.monotonic()
+        if processes.running_pid(self.pid_file(component)) is None:
+            self._spawn_component(component, ports, append=True)
+        self._wait(
+            f"{component} to be ready",
+            lambda: self._ready(component, ports),
+            started + timeout,
+            (component,),
+        )
+        return time.monotonic() - started
+
+    def restart_component(self, component: str, *, kill: bool = False, timeout: float = 90.0) -> float:
+        """:meth:`stop_component` then :meth:`start_component`; returns the seconds until ready again."""
+        self.stop_component(component, kill=kill)
+        return self.start_component(component, timeout=timeout)
 
     # ------------------------------------------------------------------- stop
     def stop(self) -> None:

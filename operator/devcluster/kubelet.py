@@ -52,6 +52,7 @@ WATCH_SECONDS = 30
 POLL_SECONDS = 0.1
 RETRY_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 10.0
+STATUS_MAX_BACKOFF_SECONDS = 10.0  # the longest wait between two tries to report a Pod's status
 TERMINAL = ("Succeeded", "Failed")
 SMP = {"Content-Type": "application/strategic-merge-patch+json"}
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -359,6 +360,8 @@ class ProcessKubelet:
             worker.update(pod)
             return
         if finished or status.get("phase") in TERMINAL:
+            if finished and meta.get("deletionTimestamp") and status.get("phase") in TERMINAL:
+                self.delete_pod(meta["namespace"], meta["name"], uid)  # our delete did not reach the API
             return
         if meta.get("deletionTimestamp"):
             self.delete_pod(meta["namespace"], meta["name"], uid)  # never started here
@@ -409,8 +412,11 @@ class ProcessKubelet:
             self.handle(pod)
         with self.lock:
             vanished = [w for uid, w in self.workers.items() if uid not in seen]
+            present = [w for uid, w in self.workers.items() if uid in seen]
         for w in vanished:
             w.pod_gone()
+        for w in present:
+            w.resync()  # the API answers again: statuses it missed are written now
         return data["metadata"]["resourceVersion"]
 
     def watch(self, resource_version: str) -> None:
@@ -503,6 +509,9 @@ class PodWorker(threading.Thread):
         self.dir = pod_dir(kubelet.state_dir, self.namespace, self.pod_name)
         self.resolver = PodResolver(pod, kubelet.state_dir, self.dir, kubelet.api.get_object, kubelet.api.request_token)
         self.reported: dict[str, str] = {}
+        self.unsynced = False  # a status write the API has not accepted yet ...
+        self.unsynced_phase: str | None = None  # ... and the phase it was for
+        self.resynced = threading.Event()
         if meta.get("deletionTimestamp"):
             self.deleting.set()
 
@@ -520,7 +529,11 @@ class PodWorker(threading.Thread):
         self.wake.set()
 
     # ------------------------------------------------------------------- api
-    def write_status(self, phase: str | None = None) -> bool:
+    def write_status(self, phase: str | None = None, attempts: int = 3) -> bool:
+        """PATCH the Pod's status; False if the API did not accept it after ``attempts`` tries.
+
+        A failed write leaves ``self.unsynced`` set; :meth:`sync_status` repeats it.
+        """
         if self.terminal_written:
             return False
         status = build_status(
@@ -534,7 +547,8 @@ class PodWorker(threading.Thread):
         )
         body = {"metadata": {"uid": self.uid}, "status": status}
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}/status"
-        for attempt in range(10):
+        self.unsynced, self.unsynced_phase = True, phase
+        for attempt in range(attempts):
             if self.gone.is_set() or self.k.stop_event.is_set():
                 return False
             try:
@@ -545,13 +559,43 @@ class PodWorker(threading.Thread):
                 if r.ok:
                     self.prev_conditions = r.json().get("status", {}).get("conditions")
                     self.terminal_written = status["phase"] in TERMINAL
+                    self.unsynced = False
                     return True
                 if r.status_code == 404 or (r.status_code == 409 and "UID" in r.text):
                     self.gone.set()
                     return False
                 log.warning("status of %s/%s: %s %s", self.namespace, self.pod_name, r.status_code, r.text[:300])
-            time.sleep(min(0.25 * (attempt + 1), 2.0))
+            if attempt + 1 < attempts:
+                time.sleep(min(0.25 * (attempt + 1), 2.0))
         return False
+
+    def sync_status(self, phase: str | None) -> bool:
+        """Write the status until the API accepts it, the Pod is gone or the kubelet stops.
+
+        Like the real kubelet's status manager: a status the API server did not take
+        (it is down, or etcd is) is retried with back-off, and at once when the pod
+        watch reconnects (:meth:`resync`), so a Pod that finished during an outage is
+        still reported and its Job completes.
+        """
+        backoff = 0.5
+        while not self.write_status(phase):
+            if self.gone.is_set() or self.k.stop_event.is_set() or self.terminal_written:
+                return False
+            log.info(
+                "status of %s/%s not accepted; retrying in %.1fs or on reconnect",
+                self.namespace,
+                self.pod_name,
+                backoff,
+            )
+            self.resynced.wait(backoff)
+            self.resynced.clear()
+            backoff = min(backoff * 2, STATUS_MAX_BACKOFF_SECONDS)
+        return True
+
+    def resync(self) -> None:
+        """The pod watch (re)listed successfully: an unsynced status is retried now."""
+        self.resynced.set()
+        self.wake.set()
 
     def report_once(
         self, key: str, reason: str, message: str, type_: str = "Warning", container: str | None = None
@@ -749,10 +793,16 @@ class PodWorker(threading.Thread):
                 return self._finish_interrupted()
             if self._step():
                 phase = pod_phase(self.restart_policy, self.init, self.main)
-                self.write_status(phase)
                 if phase in TERMINAL:
-                    log.info("pod %s/%s %s", self.namespace, self.pod_name, phase)
+                    # the final status must reach the API whatever happens to it meanwhile,
+                    # else the Job (and everything waiting for it) stays active forever
+                    if self.sync_status(phase):
+                        log.info("pod %s/%s %s", self.namespace, self.pod_name, phase)
                     return
+                self.write_status(phase)
+            elif self.unsynced and self.resynced.is_set():
+                self.resynced.clear()
+                self.write_status(self.unsynced_phase, attempts=1)
             self.wake.wait(POLL_SECONDS)
             self.wake.clear()
 
@@ -796,8 +846,8 @@ class PodWorker(threading.Thread):
                 )
         if not self.gone.is_set():
             failed = any(r.exit_code for r in self.init + self.main)
-            self.write_status("Failed" if failed else "Succeeded")
-            self.k.delete_pod(self.namespace, self.pod_name, self.uid)
+            if self.sync_status("Failed" if failed else "Succeeded") or self.terminal_written:
+                self.k.delete_pod(self.namespace, self.pod_name, self.uid)
         self.remove_empty_dirs(self.k.state_dir, self.namespace, self.pod_name, self.uid)
 
     @staticmethod

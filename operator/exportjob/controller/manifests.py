@@ -162,6 +162,8 @@ def build_worker_job(
             ),
             "completions": 1,
             "parallelism": 1,
+            # a replacement Pod starts only once its predecessor is gone: attempts never overlap
+            "podReplacementPolicy": "Failed",
             "podFailurePolicy": {
                 "rules": [
                     {

@@ -9,9 +9,11 @@
    an existing symlink or directory under the final name is refused;
 2. removes `<name>.*.part` files of killed attempts (untouched for 10 min), then
    writes `<name>.<random>.part` (O_CREAT|O_EXCL|O_NOFOLLOW, so two attempts
-   of the same export never share a file), counting bytes and computing the
-   sha256 while streaming (`sink`);
-3. `commit()`: fsync the file, rename it over the final name, fsync the directory;
+   of the same export never share a file), holding an exclusive `flock` on it
+   while it lives, counting bytes and computing the sha256 while streaming (`sink`);
+3. `commit()`: fsync the file, rename it over the final name, fsync the directory,
+   then remove the `.part` files its predecessors left (older than this attempt and
+   locked by no live writer: a killed process's lock is gone with it);
 4. on any exception before the commit, the `.part` file is removed; a write
    error is reported as `DiskFull` (ENOSPC, EDQUOT) or `WriteFailed`, saying the
    partial file was removed;
@@ -34,6 +36,7 @@ Used by `exportjob.worker.engine`.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -221,8 +224,10 @@ class AtomicOutput:
         self._sink: HashingSink | None = None
         self._committed = False
         self.manifest_path: str | None = None
+        self._started = 0.0
 
     def __enter__(self) -> AtomicOutput:
+        self._started = time.time()
         self._dir_fd, self._name = open_parent_directory(self.root, self.path)
         try:
             remove_abandoned_parts(self._dir_fd, self._name)
@@ -235,6 +240,7 @@ class AtomicOutput:
                         Reason.OUTPUT_PATH_INVALID, f"output.path {self.path!r}: file name too long"
                     ) from None
                 raise write_failure(error, self.path) from None
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fresh file: never contended; marks it live
             self._file = io.BufferedWriter(io.FileIO(fd, "wb"), WRITE_BUFFER_BYTES)
             self._sink = HashingSink(self._file, self.path)
         except BaseException:
@@ -289,6 +295,9 @@ class AtomicOutput:
             os.fsync(self._dir_fd)
         except OSError as error:
             raise write_failure(error, self.path, sink.bytes) from None
+        # attempts never overlap (the Job's podReplacementPolicy: Failed), so what an earlier,
+        # killed attempt left goes now rather than when the next export of this path starts
+        remove_abandoned_parts(self._dir_fd, self._name, max_age=0, before=self._started)
         return info
 
     def _write_part(self, name: str, manifest: dict[str, Any]) -> str:
@@ -354,17 +363,37 @@ class AtomicOutput:
 ABANDONED_PART_SECONDS = 600
 
 
-def remove_abandoned_parts(dir_fd: int, name: str, max_age: float = ABANDONED_PART_SECONDS) -> int:
-    """Remove `<name>.<8 hex>.part` files untouched for `max_age` seconds; return how many."""
+def remove_abandoned_parts(
+    dir_fd: int, name: str, max_age: float = ABANDONED_PART_SECONDS, before: float | None = None
+) -> int:
+    """Remove `<name>.<8 hex>.part` files of dead writers; return how many.
+
+    A file goes when it was last written more than `max_age` seconds before `before`
+    (default: now) and no process holds its `flock` (every live writer does; the kernel
+    drops the lock of a killed one). Errors are ignored: this is housekeeping.
+    """
     pattern = re.compile(re.escape(name) + r"\.[0-9a-f]{8}\.part")
-    oldest_allowed = time.time() - max_age
+    oldest_allowed = (time.time() if before is None else before) - max_age
     removed = 0
     with os.scandir(dir_fd) as entries:
         for entry in entries:
-            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                if entry.stat(follow_symlinks=False).st_mtime < oldest_allowed:
-                    _unlink_quietly(entry.name, dir_fd)
-                    removed += 1
+            if not (pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime >= oldest_allowed:
+                    continue
+                fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live writer holds it
+            else:
+                _unlink_quietly(entry.name, dir_fd)
+                removed += 1
+            finally:
+                os.close(fd)
     return removed
 
 
