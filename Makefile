@@ -47,6 +47,7 @@ include hack/make/monitoring.mk
 include hack/make/bench.mk
 include hack/make/operator.mk
 include hack/make/chart.mk
+include hack/make/lint.mk
 
 .PHONY: help setup system-deps test unit
 

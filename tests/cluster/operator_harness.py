@@ -81,9 +81,8 @@ class OperatorProcess:
         return env
 
     def start(self) -> OperatorProcess:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(OPERATOR_BIN)], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([str(OPERATOR_BIN)], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._healthy, 30, f"operator liveness (log: {self.log_path})")
         return self
 
@@ -123,7 +122,7 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-            raise AssertionError("operator did not stop within 30 s of SIGTERM")
+            raise AssertionError("operator did not stop within 30 s of SIGTERM") from None
 
     def log_tail(self, lines: int = 80) -> str:
         try:

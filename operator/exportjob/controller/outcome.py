@@ -72,7 +72,10 @@ def _crash_message(terminated: dict[str, Any] | None) -> str:
     code = terminated.get("exitCode")
     detail = terminated.get("reason") or "Error"
     if code is not None and code >= 128:
-        return f"the worker was killed by signal {code - 128} ({detail}); if it was OOMKilled, raise the worker memory limit"
+        return (
+            f"the worker was killed by signal {code - 128} ({detail}); "
+            "if it was OOMKilled, raise the worker memory limit"
+        )
     return f"the worker exited with code {code} ({detail}) without reporting a result; see its logs"
 
 

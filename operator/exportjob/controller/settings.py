@@ -36,7 +36,10 @@ class OperatorSettings(BaseModel):
     worker_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
     worker_service_account: str = Field(
         default="default",
-        description="ServiceAccount of worker Pods, in each export's namespace (the worker needs no API access; no token is mounted).",
+        description=(
+            "ServiceAccount of worker Pods, in each export's namespace "
+            "(the worker needs no API access; no token is mounted)."
+        ),
     )
     default_claim: str | None = Field(
         default=None, description="PersistentVolumeClaim used when an ExportJob names none."

@@ -285,10 +285,13 @@ def remove_abandoned_parts(dir_fd: int, name: str, max_age: float = ABANDONED_PA
     removed = 0
     with os.scandir(dir_fd) as entries:
         for entry in entries:
-            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                if entry.stat(follow_symlinks=False).st_mtime < oldest_allowed:
-                    _unlink_quietly(entry.name, dir_fd)
-                    removed += 1
+            if (
+                pattern.fullmatch(entry.name)
+                and entry.is_file(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime < oldest_allowed
+            ):
+                _unlink_quietly(entry.name, dir_fd)
+                removed += 1
     return removed
 
 

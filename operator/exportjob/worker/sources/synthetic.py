@@ -37,8 +37,22 @@ from .base import RowSource
 COLUMNS = ["id", "uuid", "name", "email", "amount", "timestamp", "flag", "category"]
 BATCH_SIZE = 2_000
 
-_FIRST_NAMES = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia", "Tim", "Frances", "Edsger", "Hedy", "John", "Katherine", "Donald", "Sofia", "Mateo", "Amara", "Kenji", "Leila", "Omar", "Priya", "Chen", "Yuki", "Ingrid", "Tariq", "Zanele", "Diego", "Elif", "Nadia", "Oskar", "Fatima", "Lars", "Mei", "Kwame", "Ana", "Ivan", "Chloe", "Rahul", "Noor", "Pablo", "Hana", "Emeka", "Sara", "Jonas", "Aiko", "Malik"]
-_LAST_NAMES = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Perlman", "Berners-Lee", "Allen", "Dijkstra", "Lamarr", "Backus", "Johnson", "Knuth", "Okafor", "Garcia", "Nakamura", "Haddad", "Patel", "Wang", "Sato", "Larsen", "Rahman", "Dlamini", "Fernandez", "Yilmaz", "Kowalski", "Novak", "Ahmed", "Nilsson", "Li", "Mensah", "Silva", "Petrov", "Martin", "Sharma", "Khan", "Lopez", "Kim", "Eze", "Rossi", "Becker", "Tanaka", "Diallo", "O'Brien"]
+# fmt: off
+_FIRST_NAMES = [
+    "Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia", "Tim", "Frances",
+    "Edsger", "Hedy", "John", "Katherine", "Donald", "Sofia", "Mateo", "Amara", "Kenji", "Leila", "Omar",
+    "Priya", "Chen", "Yuki", "Ingrid", "Tariq", "Zanele", "Diego", "Elif", "Nadia", "Oskar", "Fatima",
+    "Lars", "Mei", "Kwame", "Ana", "Ivan", "Chloe", "Rahul", "Noor", "Pablo", "Hana", "Emeka", "Sara",
+    "Jonas", "Aiko", "Malik",
+]
+_LAST_NAMES = [
+    "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Perlman",
+    "Berners-Lee", "Allen", "Dijkstra", "Lamarr", "Backus", "Johnson", "Knuth", "Okafor", "Garcia",
+    "Nakamura", "Haddad", "Patel", "Wang", "Sato", "Larsen", "Rahman", "Dlamini", "Fernandez", "Yilmaz",
+    "Kowalski", "Novak", "Ahmed", "Nilsson", "Li", "Mensah", "Silva", "Petrov", "Martin", "Sharma", "Khan",
+    "Lopez", "Kim", "Eze", "Rossi", "Becker", "Tanaka", "Diallo", "O'Brien",
+]
+# fmt: on
 _DOMAINS = ("example.com", "example.net", "example.org", "mail.example", "corp.example")
 _CATEGORIES = (
     "books",
