@@ -40,6 +40,7 @@ from .certs import ensure_pki
 from .controlplane import Ports, apiserver_argv, controller_manager_argv, etcd_argv
 from .kubeconfig import write_kubeconfig
 from .paths import REPO_ROOT, pod_dir, volume_dir
+from .podnet import egress_selector_config, egress_socket
 
 __all__ = ["COMPONENTS", "DevCluster", "DevClusterError", "MissingToolsError"]
 
@@ -315,6 +316,8 @@ class DevCluster:
         self._wait("etcd /health", etcd_ready, deadline, ("etcd",))
 
         log(f"starting kube-apiserver on {server}")
+        egress_config = self.state_dir / "config" / "egress-selector.yaml"
+        egress_config.write_text(egress_selector_config(egress_socket(self.state_dir)))
         self._spawn(
             "kube-apiserver",
             apiserver_argv(
@@ -323,6 +326,7 @@ class DevCluster:
                 ports=ports,
                 cert_dir=self.state_dir / "certs",
                 verbosity=self.verbosity,
+                egress_config=egress_config,
             ),
         )
         session = self._session()

@@ -75,7 +75,11 @@ def etcd_argv(binary: Path, *, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_argv(binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verbosity: int = 0) -> list[str]:
+def apiserver_argv(
+    binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verbosity: int = 0, egress_config: Path | None = None
+) -> list[str]:
+    # The pod network (devcluster.podnet): proxy and kubelet traffic goes through the kubelet's CONNECT proxy.
+    egress = [f"--egress-selector-config-file={egress_config}"] if egress_config else []
     return [
         str(binary),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
@@ -102,6 +106,7 @@ def apiserver_argv(binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verb
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
         "--profiling=false",
+        *egress,
         f"--v={verbosity}",
     ]
 

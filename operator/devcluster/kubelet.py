@@ -43,6 +43,7 @@ import requests
 from . import processes
 from .paths import pod_dir
 from .podenv import ContainerConfigError, PodResolver, VolumeError, launch_spec
+from .podnet import ConnectProxy, PodAddresses, egress_socket, local_address
 from .podstatus import MAX_TERMINATION_MESSAGE, ContainerRun, build_status, exit_code_of, now, pod_phase
 
 log = logging.getLogger("devcluster.kubelet")
@@ -136,6 +137,7 @@ class ProcessKubelet:
         self.bin_dir = os.path.dirname(sys.executable)  # the venv's bin: exportjob-worker resolves
         self.registered_at = now()
         self.version = "v0.0.0"
+        self.pod_addresses = PodAddresses()
 
     # ------------------------------------------------------------------ events
     def event(
@@ -298,11 +300,21 @@ class ProcessKubelet:
             except Exception as exc:
                 log.warning("node heartbeat failed: %s", exc)
 
+    # ------------------------------------------------------------- pod network
+    def start_pod_network(self) -> ConnectProxy | None:
+        """Serve the API server's egress CONNECT proxy (devcluster.podnet): pod proxy reaches Pod IPs."""
+        try:
+            return ConnectProxy(egress_socket(self.state_dir)).start()
+        except OSError as exc:
+            log.warning("pod network: cannot serve the egress proxy: %s (pod proxy will not work)", exc)
+            return None
+
     # -------------------------------------------------------------------- pods
     def worker_done(self, uid: str) -> None:
         with self.lock:
             self.workers.pop(uid, None)
             self.done.add(uid)
+        self.pod_addresses.release(uid)
 
     def bind(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -453,6 +465,7 @@ class ProcessKubelet:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        self.start_pod_network()
         while not self.stop_event.is_set():
             try:
                 self.register_node()
@@ -503,8 +516,14 @@ class PodWorker(threading.Thread):
         self.dir = pod_dir(kubelet.state_dir, self.namespace, self.pod_name)
         self.resolver = PodResolver(pod, kubelet.state_dir, self.dir, kubelet.api.get_object, kubelet.api.request_token)
         self.reported: dict[str, str] = {}
+        self.assign_pod_ip()
         if meta.get("deletionTimestamp"):
             self.deleting.set()
+
+    def assign_pod_ip(self) -> None:
+        """A Pod IP of its own (devcluster.podnet); inside the Pod, status.podIP is its loopback twin."""
+        self.pod_ip = self.k.pod_addresses.allocate(self.uid)
+        self.resolver.local_pod_ip = local_address(self.pod_ip)
 
     # ---------------------------------------------------------------- signals
     def update(self, pod: dict[str, Any]) -> None:
@@ -531,6 +550,7 @@ class PodWorker(threading.Thread):
             sandbox_ready=self.sandbox_ready,
             previous_conditions=self.prev_conditions,
             phase=phase,
+            pod_ip=self.pod_ip,
         )
         body = {"metadata": {"uid": self.uid}, "status": status}
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}/status"
