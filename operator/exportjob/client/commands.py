@@ -217,7 +217,11 @@ def _wait_for_reader(cluster: Any, namespace: str, name: str, deadline: float) -
                 response.close()
                 if response.status == 200:
                     return
-            except (ApiException, OSError):
+            except ApiException as error:
+                if error.status in (401, 403):
+                    raise _api_error(error, f"reading from the reader Pod (pods/proxy) {namespace}/{name}") from None
+                # 503 and friends: not listening yet
+            except OSError:
                 pass  # not listening yet
         if time.monotonic() > deadline:
             phase = (pod.get("status") or {}).get("phase")
