@@ -15,6 +15,7 @@ MONITORING_RULES ?= rules/exportjob.rules.yml
 MONITORING_RULE_TESTS ?= rules/exportjob.test.yml
 MONITORING_DASHBOARDS ?= dashboards/exportjob-operator.json
 BENCH_ARGS ?=
+BENCH_DOWNLOAD_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
@@ -48,6 +49,7 @@ include hack/make/bench.mk
 include hack/make/operator.mk
 include hack/make/chart.mk
 include hack/make/lint.mk
+include hack/make/download.mk
 
 .PHONY: help setup system-deps test unit
 

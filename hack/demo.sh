@@ -61,11 +61,16 @@ volume="$state/volumes/exportjob-demo/exports"
 done)
 echo
 echo "status.sha256 of orders-csv: $(kubectl -n exportjob-demo get ej orders-csv -o jsonpath='{.status.sha256}')"
+
+say "Download through the API server (exportjob download: reader Pod, Pod proxy, sha256 check)"
+mkdir -p "$state/downloads"
+exportjob download orders-csv -n exportjob-demo -o "$state/downloads/orders.csv"
 echo
 echo "The cluster and the operator keep running. Try:"
 echo "  export $kubeconfig_line"
 echo "  kubectl get exportjobs -A            # or: kubectl get ej -A -o wide"
 echo "  kubectl explain exportjob.spec.source"
+echo "  exportjob list -A; exportjob describe orders-csv -n exportjob-demo   # also: kubectl exportjob ..."
 echo "  curl -s localhost:8080/metrics | grep ^exportjob_"
 echo "Stop everything with: make testenv-down"
 echo "$kubeconfig_line"
