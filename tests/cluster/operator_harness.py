@@ -135,6 +135,24 @@ def metric(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def wait_for_metrics(operator: OperatorProcess, expected: dict[tuple[str, ...], float], timeout: float = 30) -> dict:
+    """Wait until every metric in `expected` ((name, label=value, ...) -> value) has its value; return the samples.
+
+    The operator counts a finished export after it writes the status (and labels the
+    object), so a test that just saw the phase change must wait for the counters too.
+    """
+
+    def key_value(key: tuple[str, ...], samples: dict) -> float:
+        labels = dict(item.split("=", 1) for item in key[1:])
+        return metric(samples, key[0], **labels)
+
+    return wait_until(
+        lambda: (s := operator.metrics()) and all(key_value(k, s) == v for k, v in expected.items()) and s,
+        timeout,
+        f"metrics {expected}",
+    )
+
+
 class RunningSampler:
     """Counts unfinished worker Jobs continuously in a thread; `peak` is the most seen at once."""
 
@@ -255,3 +273,14 @@ class ExportJobs:
         """Reasons of the Events on ExportJob `name` (order not guaranteed)."""
         items = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
         return [event.reason for event in items]
+
+    def wait_for_events(self, name: str, reasons: set[str], timeout: float = 30) -> list[str]:
+        """Wait until Events with every reason in `reasons` exist on ExportJob `name`.
+
+        The operator posts events after it writes the status, so they may lag a phase change.
+        """
+        return wait_until(
+            lambda: reasons <= set(found := self.events(name)) and found,
+            timeout,
+            f"events {sorted(reasons)} on ExportJob {self.namespace}/{name} (so far: {self.events(name)})",
+        )

@@ -28,7 +28,7 @@ def failed(exportjobs: ExportJobs, name: str, timeout: float = 90) -> dict:
     status = exportjobs.wait_for_phase(name, ("Succeeded", "Failed"), timeout)
     assert status["phase"] == "Failed", status
     assert {c["type"]: c["status"] for c in status["conditions"]}["Failed"] == "True"
-    assert status["reason"] in exportjobs.events(name)  # the Warning event carries the failure reason
+    exportjobs.wait_for_events(name, {status["reason"]})  # the Warning event carries the failure reason
     return status
 
 
