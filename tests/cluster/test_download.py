@@ -112,10 +112,12 @@ def test_a_wrong_checksum_leaves_no_file(devcluster, k8s_client, namespace, fini
     custom.patch_namespaced_custom_object_status(
         "exportjob.io", "v1alpha1", namespace, "exportjobs", name, {"status": {"sha256": "0" * 64}}
     )
-    done = run_cli(devcluster.kubeconfig, "download", name, "-n", namespace, "-o", str(tmp_path / "x.csv"))
+    out = tmp_path / "downloads"
+    out.mkdir()
+    done = run_cli(devcluster.kubeconfig, "download", name, "-n", namespace, "-o", str(out / "x.csv"))
     assert done.returncode == 1
     assert "sha256 mismatch" in done.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert list(out.iterdir()) == []  # neither x.csv nor x.csv.part
     core = client.CoreV1Api(k8s_client)
     wait_for(lambda: not reader_pods(core, namespace), timeout=60, description="the reader Pod to be deleted")
 

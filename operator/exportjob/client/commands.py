@@ -8,6 +8,7 @@ code: 0, 1 (an error, explained on stderr), 130 (interrupted).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -199,6 +200,16 @@ class ByteProgress:
             self._stream.flush()
 
 
+def _status_message(body: bytes, status: int) -> str:
+    """The message of a Kubernetes `Status` body (e.g. RBAC's "... cannot get resource "pods/proxy" ...")."""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    reason = "forbidden by RBAC (see docs/download.md for the Role you need)" if status == 403 else "unauthorized"
+    return f"{reason}: {message or body.decode('utf-8', 'replace').strip() or status}"
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -214,9 +225,12 @@ def _wait_for_reader(cluster: Any, namespace: str, name: str, deadline: float) -
         if pod_ready(pod):
             try:
                 response = cluster.proxy_get(namespace, name, READER_PORT, "/healthz", {})
+                body = b"".join(response.chunks)[:2000]
                 response.close()
                 if response.status == 200:
                     return
+                if response.status in (401, 403):
+                    raise CommandError(f"reading through the Pod proxy: {_status_message(body, response.status)}")
             except ApiException as error:
                 if error.status in (401, 403):
                     raise _api_error(error, f"reading from the reader Pod (pods/proxy) {namespace}/{name}") from None
