@@ -107,6 +107,11 @@ def apiserver_argv(
         f"--service-account-signing-key-file={pki.sa_key}",
         "--profiling=false",
         *egress,
+        # pods/log goes to the process kubelet's log endpoint (devcluster.kubeletserver) on the Node's InternalIP
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
+        f"--kubelet-client-certificate={pki.client_cert('admin')}",
+        f"--kubelet-client-key={pki.client_key('admin')}",
         f"--v={verbosity}",
     ]
 

@@ -41,6 +41,8 @@ import pykube
 import requests
 
 from . import processes
+from .certs import Pki
+from .kubeletserver import KubeletServer
 from .paths import pod_dir
 from .podenv import ContainerConfigError, PodResolver, VolumeError, launch_spec
 from .podnet import ConnectProxy, PodAddresses, egress_socket, local_address
@@ -138,6 +140,7 @@ class ProcessKubelet:
         self.registered_at = now()
         self.version = "v0.0.0"
         self.pod_addresses = PodAddresses()
+        self.kubelet_port = 0  # the log endpoint's port (daemonEndpoints), once started
 
     # ------------------------------------------------------------------ events
     def event(
@@ -212,7 +215,7 @@ class ProcessKubelet:
                 {"type": "InternalIP", "address": "127.0.0.1"},
                 {"type": "Hostname", "address": self.node_name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "machineID": "",
                 "systemUUID": "",
@@ -302,7 +305,17 @@ class ProcessKubelet:
 
     # ------------------------------------------------------------- pod network
     def start_pod_network(self) -> ConnectProxy | None:
-        """Serve the API server's egress CONNECT proxy (devcluster.podnet): pod proxy reaches Pod IPs."""
+        """Serve the API server's egress CONNECT proxy (devcluster.podnet): pod proxy reaches Pod IPs.
+
+        Also the kubelet's log endpoint (devcluster.kubeletserver), which the API server
+        reaches through that proxy, so `pods/log` works.
+        """
+        pki = Pki(self.state_dir / "pki")
+        try:
+            server = KubeletServer(self.state_dir, pki.serving_cert, pki.serving_key, pki.ca_cert)
+            self.kubelet_port = server.start().port
+        except (OSError, ValueError) as exc:
+            log.warning("kubelet log endpoint not started: %s (kubectl logs will not work)", exc)
         try:
             return ConnectProxy(egress_socket(self.state_dir)).start()
         except OSError as exc:

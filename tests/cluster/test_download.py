@@ -102,8 +102,9 @@ def test_download_list_describe(devcluster, k8s_client, namespace, finished_expo
     text = described.stdout
     assert "Phase:        Succeeded" in text and status["sha256"] in text
     assert "Complete" in text and "Succeeded" in text.split("Events:")[1]
-    # the process kubelet has no HTTP server, so pods/log is refused by the API server: said, not hidden
-    assert "Worker log: pod exportjob-orders-" in text
+    # the worker's last log lines, through pods/log (the process kubelet's log endpoint)
+    assert "Worker log: pod exportjob-orders-" in text and "last 10 lines" in text
+    assert '"event": "export.finished"' in text.split("Worker log:")[1]
 
 
 def test_a_wrong_checksum_leaves_no_file(devcluster, k8s_client, namespace, finished_export, tmp_path):
