@@ -6,7 +6,7 @@ the status subresource, as the operator does; no worker runs), then times
 
 * `download`: `kubectl-exportjob download NAME -o FILE` (reader Pod, Pod proxy,
   sha256 check, rename; Pod creation and deletion included), and
-* `kubectl-raw`: the baseline, `kubectl get --raw .../pods/NAME:8080/proxy/ > FILE`
+* `kubectl-raw`: the baseline, `kubectl get --raw .../pods/NAME:8470/proxy/ > FILE`
   against an already running reader Pod (Go, streaming, no checksum, no Pod set-up),
 
 each under `/usr/bin/time -f %M` (the child's own peak RSS). Median of `--repeat`.

@@ -177,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "kubectl exportjob" if os.path.basename(sys.argv[0]).startswith("kubectl-") else "exportjob"
     arguments: Any = build_parser(prog).parse_args(argv)
     handler: Handler = arguments.handler
-    return handler(arguments)
+    try:
+        return handler(arguments)
+    except BrokenPipeError:  # `exportjob list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

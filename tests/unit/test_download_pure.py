@@ -139,3 +139,8 @@ def test_every_verb_parses():
     assert parser.parse_args(["describe", "x", "--context", "c"]).context == "c"
     with pytest.raises(SystemExit):
         parser.parse_args(["download"])
+
+
+def test_age_reads_fractional_seconds():
+    assert age("2026-01-02T03:04:00.123456Z", NOW) == "4s"
+    assert age("2026-01-02T03:04:00.123456+00:00", NOW) == "4s"

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from exportjob.worker.servefile import HEALTHY
+
 from .readerpod import (
     DEFAULT_IMAGE,
     READER_PORT,
@@ -227,7 +229,7 @@ def _wait_for_reader(cluster: Any, namespace: str, name: str, deadline: float) -
                 response = cluster.proxy_get(namespace, name, READER_PORT, "/healthz", {})
                 body = b"".join(response.chunks)[:2000]
                 response.close()
-                if response.status == 200:
+                if response.status == 200 and body == HEALTHY:
                     return
                 if response.status in (401, 403):
                     raise CommandError(f"reading through the Pod proxy: {_status_message(body, response.status)}")

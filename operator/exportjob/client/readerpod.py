@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from exportjob.controller.settings import OperatorSettings
 from exportjob.spec import API_GROUP
 
-READER_PORT = 8080
+# Not 8080: on the dev cluster Pods share the host's ports, and the operator's metrics listen on 8080.
+READER_PORT = 8470
 READER_CONTAINER = "serve"
 MOUNTED_FILE = "/export/file"
 RUN_AS_USER = 65532  # the image's non-root user (as the worker's)
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "exportjob-cli"
-DEFAULT_IMAGE = "ghcr.io/exportjob-operator/exportjob-operator:0.1.0"
+# The operator's image (its worker runs `serve-file` too): the same default as the operator's settings.
+DEFAULT_IMAGE: str = OperatorSettings.model_fields["worker_image"].default
 
 
 class NotDownloadable(Exception):

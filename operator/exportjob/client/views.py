@@ -11,10 +11,12 @@ def age(timestamp: str | None, now: datetime) -> str:
     """kubectl-style age: 45s, 12m, 3h, 5d."""
     if not timestamp:
         return "<unknown>"
-    try:
-        then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:  # RFC 3339, with or without fractional seconds (events' eventTime has microseconds)
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     except ValueError:
         return "<unknown>"
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
     seconds = max(int((now - then).total_seconds()), 0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size * (2 if unit != "m" else 1):
@@ -91,7 +93,8 @@ def describe_lines(
         ("Duration", "durationSeconds"),
     ):
         if status.get(key) not in (None, ""):
-            lines.append(f"{label + ':':<14}{status[key]}")
+            unit = " s" if key == "durationSeconds" else ""
+            lines.append(f"{label + ':':<14}{status[key]}{unit}")
     conditions = status.get("conditions") or []
     lines.append("Conditions:")
     if conditions:
@@ -114,7 +117,7 @@ def describe_lines(
         rows = [["TYPE", "REASON", "AGE", "FROM", "MESSAGE"]]
         ordered = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         for e in ordered:
-            when = e.get("lastTimestamp") or (e.get("eventTime") or "")[:19] + "Z"
+            when = e.get("lastTimestamp") or e.get("eventTime")
             source_name = (e.get("source") or {}).get("component") or e.get("reportingComponent") or ""
             rows.append([e.get("type", ""), e.get("reason", ""), age(when, now), source_name, e.get("message", "")])
         lines += ["  " + line for line in table(rows)]

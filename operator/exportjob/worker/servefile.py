@@ -6,7 +6,7 @@ sees that one file; this server adds no path handling at all: `GET /` (and
 `HEAD /`) answers with the file given by `--file`, every other path is 404, so
 there is nothing to traverse. `Range: bytes=...` (one range) gives a 206, which
 lets the CLI resume an interrupted download; `If-Range` with the `ETag` guards
-against a file that changed in between. `/healthz` answers 200.
+against a file that changed in between. `/healthz` answers 200 with a fixed text (HEALTHY) that the CLI checks.
 
 It binds `--address` (default: `$POD_IP`, else all addresses) and exits 0 after
 `--idle-timeout` seconds without a request, so a reader Pod whose CLI was killed
@@ -31,7 +31,8 @@ from typing import ClassVar
 __all__ = ["UNSATISFIABLE", "etag_of", "main", "parse_range"]
 
 UNSATISFIABLE = (-1, -1)
-DEFAULT_PORT = 8080
+DEFAULT_PORT = 8470
+HEALTHY = b"exportjob-serve-file ok\n"  # what /healthz answers: the CLI checks it is talking to this server
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -104,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.activity[0] = time.monotonic()
         route = self.path.split("?", 1)[0]
         if route == "/healthz":
-            return self._empty(200, text=b"ok\n")
+            return self._empty(200, text=HEALTHY)
         if route != "/":
             return self._empty(404, text=b"only / is served\n")
         try:
