@@ -46,18 +46,19 @@ NAMESPACE = "bench"
 BLOCK = os.urandom(1 << 20)
 
 
-def timed(argv: list[str], stdout_path: Path | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one child process."""
+def timed(argv: list[str], stdout_path: Path | None = None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds (user+sys), peak RSS MB) of one child process."""
     with tempfile.NamedTemporaryFile("r") as timing:
         out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
         started = time.monotonic()
         try:
-            subprocess.run([TIME, "-f", "%M", "-o", timing.name, *argv], check=True, stdout=out)
+            subprocess.run([TIME, "-f", "%U %S %M", "-o", timing.name, *argv], check=True, stdout=out)
         finally:
             if stdout_path:
                 out.close()  # type: ignore[union-attr]
         wall = time.monotonic() - started
-        return wall, int(timing.read().strip().splitlines()[-1]) / 1024
+        user, system, rss_kb = timing.read().strip().splitlines()[-1].split()
+        return wall, float(user) + float(system), int(rss_kb) / 1024
 
 
 def write_file(path: Path, size: int) -> str:
@@ -153,7 +154,9 @@ def main() -> int:
             ours = []
             for _ in range(args.repeat):
                 ours.append(
-                    timed([str(CLI), "download", name, "-n", NAMESPACE, "-o", str(out), "--kubeconfig", kubeconfig])
+                    timed(
+                        [str(CLI), "download", name, "-n", NAMESPACE, "-o", str(out), "-v", "--kubeconfig", kubeconfig]
+                    )
                 )
                 assert out.stat().st_size == size
                 out.unlink()
@@ -175,12 +178,15 @@ def main() -> int:
             api.delete_pod(NAMESPACE, pod_name)
             for case, runs in (("download", ours), ("kubectl-raw", raw)):
                 wall = statistics.median(r[0] for r in runs)
-                rss = statistics.median(r[1] for r in runs)
-                rows.append((case, size_mb, wall, size / wall / 1e6, rss))
+                cpu = statistics.median(r[1] for r in runs)
+                rss = statistics.median(r[2] for r in runs)
+                rows.append((case, size_mb, wall, size / wall / 1e6, cpu, rss))
             (cluster.volume_dir(NAMESPACE, "exports") / path).unlink()
-        print(f"  {'case':<12} {'size MB':>8} {'wall s':>8} {'MB/s':>8} {'RSS MB':>8}   (median of {args.repeat})")
-        for case, size_mb, wall, rate, rss in rows:
-            print(f"  {case:<12} {size_mb:>8,} {wall:>8.2f} {rate:>8.1f} {rss:>8.1f}")
+        print(f"# load {os.getloadavg()[0]:.1f} at the end")
+        head = f"  {'case':<12} {'size MB':>8} {'wall s':>8} {'MB/s':>8} {'CPU s':>8} {'RSS MB':>8}"
+        print(f"{head}   (median of {args.repeat}; CPU = user+sys of the client process)")
+        for case, size_mb, wall, rate, cpu, rss in rows:
+            print(f"  {case:<12} {size_mb:>8,} {wall:>8.2f} {rate:>8.1f} {cpu:>8.2f} {rss:>8.1f}")
     finally:
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)

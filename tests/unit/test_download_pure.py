@@ -87,7 +87,7 @@ def test_reader_pod_is_locked_down():
     assert container["volumeMounts"] == [
         {"name": "export", "mountPath": MOUNTED_FILE, "subPath": "r/o.csv", "readOnly": True}
     ]
-    assert container["command"] == ["exportjob-worker", "serve-file"]
+    assert container["command"] == ["python", "-m", "exportjob.worker.servefile"]
     assert f"--file={MOUNTED_FILE}" in container["args"]
 
 

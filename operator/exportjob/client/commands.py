@@ -170,6 +170,7 @@ def add_download(commands: Subparsers) -> None:
         help="image of the reader Pod (the operator's image; env EXPORTJOB_IMAGE)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the reader Pod")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each step with its time on stderr")
     parser.set_defaults(handler=_run(command_download))
 
 
@@ -261,6 +262,12 @@ def command_download(arguments: argparse.Namespace) -> int:
     destination = Path(arguments.output or PurePosixPath(target.path).name)
     if not to_stdout and destination.is_dir():
         destination = destination / PurePosixPath(target.path).name
+    started = time.monotonic()
+
+    def step(text: str) -> None:
+        if arguments.verbose:
+            print(f"[{time.monotonic() - started:7.2f}s] {text}", file=sys.stderr)
+
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     pod_name: str | None = None
     progress = ByteProgress(sys.stderr) if sys.stderr.isatty() else None
@@ -270,7 +277,9 @@ def command_download(arguments: argparse.Namespace) -> int:
         except ApiException as error:
             raise _api_error(error, "creating the reader Pod") from None
         pod_name = pod["metadata"]["name"]
+        step(f"reader Pod {namespace}/{pod_name} created")
         _wait_for_reader(cluster, namespace, pod_name, time.monotonic() + arguments.timeout)
+        step("the reader Pod serves; downloading through the Pod proxy")
 
         def fetch(offset: int, etag: str | None) -> Response:
             headers = {"Accept-Encoding": "identity"}
@@ -287,6 +296,7 @@ def command_download(arguments: argparse.Namespace) -> int:
             size = download_to_stream(fetch, sys.stdout.buffer, target.sha256, progress=progress)
         else:
             size = download_to_file(fetch, destination, target.sha256, expected_size=target.size, progress=progress)
+        step("received and verified")
     except TransferError as error:
         raise CommandError(str(error)) from None
     except KeyboardInterrupt:
@@ -302,6 +312,7 @@ def command_download(arguments: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup itself is not interrupted
             try:
                 cluster.delete_pod(namespace, pod_name)
+                step("reader Pod deleted")
             except Exception as error:
                 print(f"exportjob download: could not delete the reader Pod {pod_name}: {error}", file=sys.stderr)
             finally:

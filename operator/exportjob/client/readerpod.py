@@ -2,7 +2,7 @@
 
 The Pod mounts the ExportJob's claim read-only with a `subPath` naming the
 exported file, so it can see that file and nothing else, and runs the
-operator's image as `exportjob-worker serve-file` (exportjob.worker.servefile).
+operator's image as `python -m exportjob.worker.servefile` (the same as `exportjob-worker serve-file`).
 It runs with the restricted Pod Security profile's settings, no
 service-account token, no service links, and an `activeDeadlineSeconds`, so a
 Pod whose CLI died without deleting it ends on its own.
@@ -99,7 +99,8 @@ def reader_pod(target: DownloadTarget, *, image: str, deadline_seconds: int = 36
         "name": READER_CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["exportjob-worker", "serve-file"],
+        # `exportjob-worker serve-file` without the worker's imports (pydantic, psycopg): starts in a blink
+        "command": ["python", "-m", "exportjob.worker.servefile"],
         "args": [f"--file={MOUNTED_FILE}", f"--port={READER_PORT}", "--idle-timeout=600"],
         "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         "ports": [{"name": "http", "containerPort": READER_PORT, "protocol": "TCP"}],
