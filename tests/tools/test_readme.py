@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from devcluster import DevCluster
 from devcluster.paths import DEFAULT_STATE_DIR, REPO_ROOT
 from exportjob.cli import build_parser
 
@@ -126,14 +127,28 @@ def test_kubectl_finds_and_runs_the_plugin():
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize("command", of_kind("kubectl get"), ids=" ".join)
-def test_kubectl_get_commands_run(command, devcluster, exportjob_crd):
-    namespace = command[command.index("-n") + 1] if "-n" in command else None
-    kubectl = ["kubectl", "--kubeconfig", str(devcluster.kubeconfig)]
-    if namespace:
-        subprocess.run([*kubectl, "create", "namespace", namespace], capture_output=True)  # may exist already
-    done = subprocess.run([*kubectl, *command[1:]], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+def test_kubectl_get_commands_run(tmp_path):
+    """Each `kubectl get …` of the README, against a dev cluster of its own with the CRD installed."""
+    commands = of_kind("kubectl get")
+    assert commands
+    cluster = DevCluster(tmp_path / "cluster", bin_dir=REPO_ROOT / "bin")
+    try:
+        cluster.start()
+        kubectl = ["kubectl", "--kubeconfig", str(cluster.kubeconfig)]
+        crd = str(REPO_ROOT / "crds" / "exportjob.io_exportjobs.yaml")
+        subprocess.run([*kubectl, "apply", "--server-side", "-f", crd], check=True, capture_output=True)
+        subprocess.run(
+            [*kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/exportjobs.exportjob.io"],
+            check=True,
+            capture_output=True,
+        )
+        for command in commands:
+            if "-n" in command:
+                subprocess.run([*kubectl, "create", "namespace", command[command.index("-n") + 1]], capture_output=True)
+            done = subprocess.run([*kubectl, *command[1:]], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, f"{command}: {done.stderr}"
+    finally:
+        cluster.stop()
 
 
 @pytest.mark.tools
