@@ -21,6 +21,7 @@ MONITORING_RULE_TESTS ?= rules/exportjob.test.yml
 MONITORING_DASHBOARDS ?= dashboards/exportjob-operator.json
 BENCH_ARGS ?=
 BENCH_OPERATOR_ARGS ?=
+BENCH_DOWNLOAD_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
@@ -55,6 +56,8 @@ include hack/make/operator.mk
 include hack/make/chart.mk
 include hack/make/realnode.mk
 include hack/make/chaos.mk
+include hack/make/lint.mk
+include hack/make/download.mk
 
 .PHONY: help setup system-deps test unit
 

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from pathlib import Path
 from types import TracebackType
 
 PACKAGE_HINT = "install the Debian package 'postgresql' (apt-get install postgresql)"
@@ -74,10 +75,7 @@ class TempPostgres:
         done = subprocess.run(prefix + list(command), capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             log = os.path.join(self._base, "server.log")
-            server_log = ""
-            if os.path.exists(log):
-                with open(log) as file:
-                    server_log = file.read()[-4000:]
+            server_log = Path(log).read_text(errors="replace")[-4000:] if os.path.exists(log) else ""
             raise PostgresUnavailable(
                 f"{os.path.basename(command[0])} failed ({done.returncode}): {done.stderr.strip()}\n{server_log}"
             )

@@ -38,7 +38,8 @@ TIME = "/usr/bin/time"
 
 def machine() -> str:
     return (
-        f"{os.cpu_count()} CPUs ({cpu_model()}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"{os.cpu_count()} CPUs ({cpu_model()}), "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
         f"Linux {platform.release()}, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
     )
 

@@ -81,11 +81,16 @@ say "Dashboard panels (dashboards/exportjob-operator.json) queried on the live P
 promcli panels || echo "WARNING: a panel query returned no data (above)" >&2
 promcli chart --out "$state/demo-figures.png" >/dev/null
 echo "chart of the run: $state/demo-figures.png"
+say "Download through the API server (exportjob download: reader Pod, Pod proxy, sha256 check)"
+mkdir -p "$state/downloads"
+exportjob download orders-csv -n exportjob-demo -o "$state/downloads/orders.csv"
 echo
 echo "The cluster, the operator and Prometheus keep running. Try:"
 echo "  export $kubeconfig_line"
 echo "  kubectl get exportjobs -A            # or: kubectl get ej -A -o wide"
 echo "  kubectl explain exportjob.spec.source"
+echo "  export PATH=$repo/.venv/bin:\$PATH      # exportjob and the kubectl plugin kubectl-exportjob"
+echo "  exportjob list -A; kubectl exportjob describe orders-csv -n exportjob-demo"
 echo "  curl -s localhost:8080/metrics | grep ^exportjob_"
 echo "  curl -s '$PROMETHEUS_URL/api/v1/query?query=format:exportjob_exports:rate5m'"
 echo "  curl -s '$PROMETHEUS_URL/api/v1/alerts'"

@@ -1,6 +1,5 @@
 # Benchmarks (bench/README.md). Included by the Makefile; `make bench` runs the full sizes
 # (~10 min on 2 cores), `make bench-quick` a smoke run at reduced sizes.
-BENCH_ARGS ?=
 
 bench: setup system-deps ## Throughput and peak RSS: PostgreSQL/synthetic -> CSV vs psql/csv.writer, PDF vs LongTable.
 	$(PY) bench/run.py --json bench/out/results.json $(BENCH_ARGS)

@@ -1,4 +1,7 @@
-"""devcluster: a local Kubernetes control plane (real etcd, kube-apiserver, kube-controller-manager) plus a process kubelet, for tests and the demo."""
+"""devcluster: a local Kubernetes control plane for tests and the demo.
+
+Real etcd, kube-apiserver and kube-controller-manager, plus a process kubelet.
+"""
 
 from .cluster import DevCluster, DevClusterError, MissingToolsError
 

@@ -41,6 +41,7 @@ from .certs import ensure_pki
 from .controlplane import CONTROLLERS, REAL_NODE_CONTROLLERS, Ports, apiserver_argv, controller_manager_argv, etcd_argv
 from .kubeconfig import write_kubeconfig
 from .paths import REPO_ROOT, pod_dir, volume_dir
+from .podnet import egress_selector_config, egress_socket
 
 __all__ = ["COMPONENTS", "DevCluster", "DevClusterError", "MissingToolsError"]
 
@@ -351,12 +352,18 @@ class DevCluster:
         if component == "etcd":
             return etcd_argv(self.bin_dir / "etcd", data_dir=self.state_dir / "etcd", ports=ports), None
         if component == "kube-apiserver":
+            egress_config = None
+            if self.process_kubelet:  # its Pod network: "cluster" traffic through the kubelet's proxy (podnet.py)
+                egress_config = config / "egress-selector.yaml"
+                egress_config.write_text(egress_selector_config(egress_socket(self.state_dir)))
             argv = apiserver_argv(
                 self.bin_dir / "kube-apiserver",
                 pki=pki,
                 ports=ports,
                 cert_dir=self.state_dir / "certs",
                 verbosity=self.verbosity,
+                egress_config=egress_config,
+                process_kubelet=self.process_kubelet,
             )
             return argv, None
         if component == "kube-controller-manager":

@@ -78,7 +78,26 @@ def etcd_argv(binary: Path, *, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_argv(binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verbosity: int = 0) -> list[str]:
+def apiserver_argv(
+    binary: Path,
+    *,
+    pki: Pki,
+    ports: Ports,
+    cert_dir: Path,
+    verbosity: int = 0,
+    egress_config: Path | None = None,
+    process_kubelet: bool = True,
+) -> list[str]:
+    # The pod network (devcluster.podnet): proxy and kubelet traffic goes through the kubelet's CONNECT proxy.
+    egress = [f"--egress-selector-config-file={egress_config}"] if egress_config else []
+    # pods/log goes to the process kubelet's log endpoint (devcluster.kubeletserver) on the Node's InternalIP;
+    # a real node (hack/realnode.sh) is reached by its name through its own relay, with the kubelet's defaults
+    kubelet_flags = [
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
+        f"--kubelet-client-certificate={pki.client_cert('admin')}",
+        f"--kubelet-client-key={pki.client_key('admin')}",
+    ]
     return [
         str(binary),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
@@ -105,6 +124,8 @@ def apiserver_argv(binary: Path, *, pki: Pki, ports: Ports, cert_dir: Path, verb
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
         "--profiling=false",
+        *egress,
+        *(kubelet_flags if process_kubelet else []),
         f"--v={verbosity}",
     ]
 

@@ -41,8 +41,11 @@ import pykube
 import requests
 
 from . import processes
+from .certs import Pki
+from .kubeletserver import KubeletServer
 from .paths import pod_dir
 from .podenv import ContainerConfigError, PodResolver, VolumeError, launch_spec
+from .podnet import ConnectProxy, PodAddresses, egress_socket, local_address
 from .podstatus import MAX_TERMINATION_MESSAGE, ContainerRun, build_status, exit_code_of, now, pod_phase
 
 log = logging.getLogger("devcluster.kubelet")
@@ -137,6 +140,8 @@ class ProcessKubelet:
         self.bin_dir = os.path.dirname(sys.executable)  # the venv's bin: exportjob-worker resolves
         self.registered_at = now()
         self.version = "v0.0.0"
+        self.pod_addresses = PodAddresses()
+        self.kubelet_port = 0  # the log endpoint's port (daemonEndpoints), once started
 
     # ------------------------------------------------------------------ events
     def event(
@@ -211,7 +216,7 @@ class ProcessKubelet:
                 {"type": "InternalIP", "address": "127.0.0.1"},
                 {"type": "Hostname", "address": self.node_name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "machineID": "",
                 "systemUUID": "",
@@ -299,11 +304,31 @@ class ProcessKubelet:
             except Exception as exc:
                 log.warning("node heartbeat failed: %s", exc)
 
+    # ------------------------------------------------------------- pod network
+    def start_pod_network(self) -> ConnectProxy | None:
+        """Serve the API server's egress CONNECT proxy (devcluster.podnet): pod proxy reaches Pod IPs.
+
+        Also the kubelet's log endpoint (devcluster.kubeletserver), which the API server
+        reaches through that proxy, so `pods/log` works.
+        """
+        pki = Pki(self.state_dir / "pki")
+        try:
+            server = KubeletServer(self.state_dir, pki.serving_cert, pki.serving_key, pki.ca_cert)
+            self.kubelet_port = server.start().port
+        except (OSError, ValueError) as exc:
+            log.warning("kubelet log endpoint not started: %s (kubectl logs will not work)", exc)
+        try:
+            return ConnectProxy(egress_socket(self.state_dir)).start()
+        except OSError as exc:
+            log.warning("pod network: cannot serve the egress proxy: %s (pod proxy will not work)", exc)
+            return None
+
     # -------------------------------------------------------------------- pods
     def worker_done(self, uid: str) -> None:
         with self.lock:
             self.workers.pop(uid, None)
             self.done.add(uid)
+        self.pod_addresses.release(uid)
 
     def bind(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -459,6 +484,7 @@ class ProcessKubelet:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        self.start_pod_network()
         while not self.stop_event.is_set():
             try:
                 self.register_node()
@@ -512,8 +538,14 @@ class PodWorker(threading.Thread):
         self.unsynced = False  # a status write the API has not accepted yet ...
         self.unsynced_phase: str | None = None  # ... and the phase it was for
         self.resynced = threading.Event()
+        self.assign_pod_ip()
         if meta.get("deletionTimestamp"):
             self.deleting.set()
+
+    def assign_pod_ip(self) -> None:
+        """A Pod IP of its own (devcluster.podnet); inside the Pod, status.podIP is its loopback twin."""
+        self.pod_ip = self.k.pod_addresses.allocate(self.uid)
+        self.resolver.local_pod_ip = local_address(self.pod_ip)
 
     # ---------------------------------------------------------------- signals
     def update(self, pod: dict[str, Any]) -> None:
@@ -544,6 +576,7 @@ class PodWorker(threading.Thread):
             sandbox_ready=self.sandbox_ready,
             previous_conditions=self.prev_conditions,
             phase=phase,
+            pod_ip=self.pod_ip,
         )
         body = {"metadata": {"uid": self.uid}, "status": status}
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}/status"

@@ -48,8 +48,12 @@ class VolumeError(Exception):
 Getter = Callable[[str, str, str], "dict[str, Any] | None"]
 
 
-def field_ref_value(pod: dict[str, Any], path: str) -> str:
-    """Value of a downward-API ``fieldRef.fieldPath`` for ``pod``."""
+def field_ref_value(pod: dict[str, Any], path: str, local_pod_ip: str | None = None) -> str:
+    """Value of a downward-API ``fieldRef.fieldPath`` for ``pod``.
+
+    ``local_pod_ip`` is the loopback twin of the Pod IP (devcluster.podnet): what the
+    Pod's processes see as ``status.podIP``, since that is the address they can bind.
+    """
     meta = pod.get("metadata", {})
     spec = pod.get("spec", {})
     status = pod.get("status", {})
@@ -64,8 +68,8 @@ def field_ref_value(pod: dict[str, Any], path: str) -> str:
         "spec.serviceAccountName": spec.get("serviceAccountName", ""),
         "status.hostIP": status.get("hostIP") or "127.0.0.1",
         "status.hostIPs": status.get("hostIP") or "127.0.0.1",
-        "status.podIP": status.get("podIP") or "127.0.0.1",
-        "status.podIPs": status.get("podIP") or "127.0.0.1",
+        "status.podIP": local_pod_ip or status.get("podIP") or "127.0.0.1",
+        "status.podIPs": local_pod_ip or status.get("podIP") or "127.0.0.1",
     }
     if path in ("metadata.labels", "metadata.annotations"):
         items = meta.get(path.split(".")[1]) or {}
@@ -118,6 +122,7 @@ class PodResolver:
         self.pod_dir = Path(pod_dir)
         self.get = get
         self.request_token = request_token
+        self.local_pod_ip: str | None = None  # set by the kubelet (devcluster.podnet)
         self.volumes: dict[str, str] = {}
         self.unsupported: list[str] = []
 
@@ -165,7 +170,7 @@ class PodResolver:
             elif "configMapKeyRef" in source:
                 value = self._key_ref("ConfigMap", source["configMapKeyRef"])
             elif "fieldRef" in source:
-                value = field_ref_value(self.pod, source["fieldRef"].get("fieldPath", ""))
+                value = field_ref_value(self.pod, source["fieldRef"].get("fieldPath", ""), self.local_pod_ip)
             else:
                 raise ContainerConfigError(
                     f"env {name}: {', '.join(source)} is not supported by the devcluster process kubelet"
@@ -272,7 +277,9 @@ class PodResolver:
                 data, items = {}, []
                 for item in source["downwardAPI"].get("items") or []:
                     if "fieldRef" in item:
-                        data[item["path"]] = field_ref_value(self.pod, item["fieldRef"]["fieldPath"]).encode()
+                        data[item["path"]] = field_ref_value(
+                            self.pod, item["fieldRef"]["fieldPath"], self.local_pod_ip
+                        ).encode()
                         items.append({"key": item["path"], "path": item["path"]})
                 self._write_items(target, data, items, mode)
             elif "serviceAccountToken" in source and self.request_token is not None:

@@ -216,6 +216,7 @@ def build_status(
     main: list[ContainerRun],
     start_time: str,
     host_ip: str = "127.0.0.1",
+    pod_ip: str | None = None,
     sandbox_ready: bool = True,
     previous_conditions: list[dict[str, Any]] | None = None,
     phase: str | None = None,
@@ -231,8 +232,8 @@ def build_status(
         "conditions": conditions,
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}],
-        "podIP": host_ip,
-        "podIPs": [{"ip": host_ip}],
+        "podIP": pod_ip or host_ip,
+        "podIPs": [{"ip": pod_ip or host_ip}],
         "startTime": start_time,
         "containerStatuses": [c.status_doc() for c in main],
     }

@@ -4,6 +4,10 @@
 
 `exportjob crd` prints the CustomResourceDefinition generated from the API model.
 
+`exportjob list|describe|download` work against a cluster with the user's
+kubeconfig (exportjob.client.commands); installed also as `kubectl-exportjob`,
+so `kubectl exportjob download NAME` is the same command.
+
 `exportjob run -f MANIFEST.yaml --output-dir DIR [--dsn DSN]` runs one
 ExportJob manifest locally, without a cluster: the same engine as the worker
 Pod, writing `DIR/<spec.output.path>`. A progress line is drawn on stderr when
@@ -24,6 +28,7 @@ from typing import Any, TextIO
 import yaml
 
 from exportjob import queuecli
+from exportjob.client import commands
 from exportjob.spec import ExportJobManifest, SpecError, parse_manifest
 
 from .worker.credentials import Credentials
@@ -31,6 +36,7 @@ from .worker.engine import Progress, execute
 from .worker.errors import USAGE_ERROR
 
 PROGRESS_REDRAW_SECONDS = 0.2
+Subparsers = Any  # argparse's private _SubParsersAction
 
 
 def load_manifest(path: str) -> ExportJobManifest:
@@ -129,9 +135,7 @@ def output_directory_problem(path: str) -> str | None:
     return None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="exportjob", description="ExportJob command line.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+def add_run(commands: Subparsers) -> None:
     run = commands.add_parser(
         "run",
         help="run one ExportJob manifest locally, without a cluster",
@@ -148,13 +152,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--dsn", help="PostgreSQL connection string (default: the EXPORTJOB_POSTGRES_DSN environment variable)"
     )
     run.set_defaults(handler=command_run)
+
+
+def add_crd(commands: Subparsers) -> None:
     crd = commands.add_parser(
         "crd",
         help="print the ExportJob CustomResourceDefinition (YAML)",
         description="Print the CRD generated from the API model; `kubectl apply -f -` installs it.",
     )
     crd.set_defaults(handler=command_crd)
-    queuecli.register(commands)
+
+
+# The verbs, in `--help` order. A new verb is one `add_<verb>(commands)` function
+# (a subparser plus `set_defaults(handler=...)`) appended here.
+VERBS: tuple[Callable[[Subparsers], None], ...] = (
+    add_run,
+    add_crd,
+    commands.add_list,
+    commands.add_describe,
+    commands.add_download,
+    queuecli.register,
+)
+
+
+def build_parser(prog: str = "exportjob") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="ExportJob command line (also `kubectl exportjob`).")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_verb in VERBS:
+        add_verb(subparsers)
     return parser
 
 
@@ -169,9 +194,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments: Any = build_parser().parse_args(argv)
+    prog = "kubectl exportjob" if os.path.basename(sys.argv[0]).startswith("kubectl-") else "exportjob"
+    arguments: Any = build_parser(prog).parse_args(argv)
     handler: Handler = arguments.handler
-    return handler(arguments)
+    try:
+        return handler(arguments)
+    except BrokenPipeError:  # `exportjob list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -56,14 +56,14 @@ class SecretKeyRef(_Model):
 
 
 class SyntheticSource(_Model):
-    """Deterministic, realistic generated rows (id, uuid, name, email, amount, timestamp, flag, category): the demo and load-test source."""
+    """Deterministic, realistic rows (id, uuid, name, email, amount, timestamp, flag, category) for demos and load."""
 
     records: int = Field(ge=0, le=1_000_000_000, description="Number of rows to generate.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed; the same seed always yields the same rows.")
 
 
 # A cell of an inline row: a JSON scalar.
-InlineCell = Union[str, int, float, bool, None]
+InlineCell = str | int | float | bool | None
 
 
 class InlineSource(_Model):

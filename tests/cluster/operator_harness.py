@@ -98,9 +98,9 @@ class OperatorProcess:
         return env
 
     def start(self) -> OperatorProcess:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(OPERATOR_BIN)], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([str(OPERATOR_BIN)], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        # Generous: on a loaded shared machine importing kopf and the clients alone took > 30 s (run 1 of 3).
         wait_until(self._healthy, 120, f"operator liveness (log: {self.log_path})")
         return self
 
@@ -140,7 +140,7 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-            raise AssertionError("operator did not stop within 30 s of SIGTERM")
+            raise AssertionError("operator did not stop within 30 s of SIGTERM") from None
 
     def log_tail(self, lines: int = 80) -> str:
         try:
@@ -151,6 +151,24 @@ class OperatorProcess:
 
 def metric(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def wait_for_metrics(operator: OperatorProcess, expected: dict[tuple[str, ...], float], timeout: float = 60) -> dict:
+    """Wait until every metric in `expected` ((name, label=value, ...) -> value) has its value; return the samples.
+
+    The operator counts a finished export after it writes the status (and labels the
+    object), so a test that just saw the phase change must wait for the counters too.
+    """
+
+    def key_value(key: tuple[str, ...], samples: dict) -> float:
+        labels = dict(item.split("=", 1) for item in key[1:])
+        return metric(samples, key[0], **labels)
+
+    return wait_until(
+        lambda: (s := operator.metrics()) and all(key_value(k, s) == v for k, v in expected.items()) and s,
+        timeout,
+        f"metrics {expected}",
+    )
 
 
 class RunningSampler:
@@ -273,3 +291,14 @@ class ExportJobs:
         """Reasons of the Events on ExportJob `name` (order not guaranteed)."""
         items = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
         return [event.reason for event in items]
+
+    def wait_for_events(self, name: str, reasons: set[str], timeout: float = 60) -> list[str]:
+        """Wait until Events with every reason in `reasons` exist on ExportJob `name`.
+
+        The operator posts events after it writes the status, so they may lag a phase change.
+        """
+        return wait_until(
+            lambda: reasons <= set(found := self.events(name)) and found,
+            timeout,
+            f"events {sorted(reasons)} on ExportJob {self.namespace}/{name} (so far: {self.events(name)})",
+        )

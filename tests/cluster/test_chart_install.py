@@ -31,7 +31,7 @@ from typing import Any
 import pykube
 import pytest
 import yaml
-from operator_harness import ExportJobs, OperatorProcess, metric, wait_until
+from operator_harness import ExportJobs, OperatorProcess, wait_for_metrics, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -322,8 +322,8 @@ def test_clusterwide_install_with_every_toggle_runs_an_export_with_the_charts_rb
         assert file.read_text(encoding="utf-8").splitlines()[0] == "sku,name,price"
         (job,) = exportjobs.worker_jobs()
         assert job.spec.template.spec.service_account_name == "exportjob-worker"
-        assert {"Admitted", "Succeeded"} <= set(exportjobs.events("first"))
-        assert metric(operator.metrics(), "exportjob_exports_total", format="csv", result="succeeded") == 1
+        exportjobs.wait_for_events("first", {"Admitted", "Succeeded"})
+        wait_for_metrics(operator, {("exportjob_exports_total", "format=csv", "result=succeeded"): 1})
         assert not unexpected_forbidden(operator.log_path)
         # The first ExportJob the install notes tell users to apply works as written.
         cli.kubectl("apply", "-f", "-", stdin=notes_example(cli, release, namespace))

@@ -4,10 +4,10 @@ exit codes, termination messages, deletion).  See docs/devcluster.md."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pykube
 import pytest
@@ -388,7 +388,8 @@ def test_pod_deletion_sends_sigterm_then_removes_the_pod(devcluster, kube_api, n
         description="the pod to be removed",
     )
     assert (devcluster.volume_dir(namespace, "scratch") / "term.txt").read_text() == "got SIGTERM"
-    assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    status = Path(f"/proc/{pid}/status")
+    assert not status.exists() or "zombie" in status.read_text().lower()
 
 
 def test_start_is_idempotent(devcluster):

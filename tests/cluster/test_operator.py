@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from operator_harness import RunningSampler, metric, queue_positions, wait_until
+from operator_harness import RunningSampler, metric, queue_positions, wait_for_metrics, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -55,7 +55,7 @@ def test_csv_export_lands_on_the_claim_with_the_status_telling_the_truth(
     (job,) = exportjobs.worker_jobs()
     owner = job.metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.controller) == ("ExportJob", "orders", True)
-    assert {"Admitted", "Succeeded"} <= set(exportjobs.events("orders"))
+    exportjobs.wait_for_events("orders", {"Admitted", "Succeeded"})
 
 
 def test_pdf_export(exportjobs, start_operator, devcluster, namespace):
@@ -99,9 +99,14 @@ def test_twenty_exports_never_run_more_than_the_limit_and_go_by_priority(
         for low, p_low in priorities.items():
             if p_high > p_low:
                 assert admitted[high] <= admitted[low], f"{high} (priority {p_high}) admitted after {low} ({p_low})"
-    samples = operator.metrics()
-    assert metric(samples, "exportjob_exports_total", format="csv", result="succeeded") == 20
-    assert metric(samples, "exportjob_queue_depth") == 0 and metric(samples, "exportjob_max_concurrent") == 3
+    wait_for_metrics(
+        operator,
+        {
+            ("exportjob_exports_total", "format=csv", "result=succeeded"): 20,
+            ("exportjob_queue_depth",): 0,
+            ("exportjob_max_concurrent",): 3,
+        },
+    )
 
 
 def test_operator_killed_mid_run_loses_nothing_duplicates_nothing_counts_once(exportjobs, start_operator):
@@ -121,8 +126,7 @@ def test_operator_killed_mid_run_loses_nothing_duplicates_nothing_counts_once(ex
     jobs = exportjobs.worker_jobs()
     assert sorted(j.metadata.owner_references[0].name for j in jobs) == names  # exactly one Job per export
     assert all(i["status"]["attempts"] == 1 for i in items)
-    counted = metric(second.metrics(), "exportjob_exports_total", format="csv", result="succeeded")
-    assert counted == 6 - finished_before
+    wait_for_metrics(second, {("exportjob_exports_total", "format=csv", "result=succeeded"): 6 - finished_before})
 
 
 def test_waits_for_a_missing_claim_and_secret_without_holding_a_slot(exportjobs, start_operator):
@@ -151,7 +155,7 @@ def test_waits_for_a_missing_claim_and_secret_without_holding_a_slot(exportjobs,
 
     exportjobs.create_claim("later")
     assert exportjobs.wait_for_phase("no-claim", ("Succeeded", "Failed"))["phase"] == "Succeeded"
-    assert {"ClaimNotFound"} <= set(exportjobs.events("no-claim"))
+    exportjobs.wait_for_events("no-claim", {"ClaimNotFound"})
 
 
 def test_deleting_queued_and_running_exports_frees_their_slots(exportjobs, start_operator, devcluster, namespace):
@@ -201,17 +205,21 @@ def test_metrics_endpoint_matches_the_exports_that_ran(exportjobs, start_operato
     items = {i["metadata"]["name"]: i["status"] for i in exportjobs.wait_all_finished()}
     assert items["broken"]["phase"] == "Failed" and items["broken"]["reason"] == "InvalidSpec"
 
-    samples = wait_until(
-        lambda: (s := operator.metrics()) and metric(s, "exportjob_running") == 0 and s, 20, "idle gauges"
+    samples = wait_for_metrics(
+        operator,
+        {
+            ("exportjob_running",): 0,
+            ("exportjob_exports_total", "format=csv", "result=succeeded"): 2,
+            ("exportjob_exports_total", "format=pdf", "result=succeeded"): 1,
+            ("exportjob_exports_total", "format=csv", "result=failed"): 1,
+            # counted one after another by the same call: wait for all of them, not just the first
+            ("exportjob_failures_total", "format=csv", "reason=InvalidSpec"): 1,
+            ("exportjob_rows_total", "format=csv"): 3_000,
+            ("exportjob_output_bytes_total", "format=csv"): items["a"]["bytes"] + items["b"]["bytes"],
+            ("exportjob_output_bytes_total", "format=pdf"): items["c"]["bytes"],
+            ("exportjob_export_duration_seconds_count", "format=csv"): 3,
+        },
     )
-    assert metric(samples, "exportjob_exports_total", format="csv", result="succeeded") == 2
-    assert metric(samples, "exportjob_exports_total", format="pdf", result="succeeded") == 1
-    assert metric(samples, "exportjob_exports_total", format="csv", result="failed") == 1
-    assert metric(samples, "exportjob_failures_total", format="csv", reason="InvalidSpec") == 1
-    assert metric(samples, "exportjob_rows_total", format="csv") == 3_000
-    assert metric(samples, "exportjob_output_bytes_total", format="csv") == items["a"]["bytes"] + items["b"]["bytes"]
-    assert metric(samples, "exportjob_output_bytes_total", format="pdf") == items["c"]["bytes"]
-    assert metric(samples, "exportjob_export_duration_seconds_count", format="csv") == 3
     assert metric(samples, "exportjob_queue_wait_seconds_count", format="csv") == 3
     assert metric(samples, "exportjob_worker_peak_memory_bytes_count", format="pdf") == 1
     assert metric(samples, "exportjob_queue_depth") == 0 and metric(samples, "exportjob_max_concurrent") == 2

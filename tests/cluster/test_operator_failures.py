@@ -28,8 +28,7 @@ def failed(exportjobs: ExportJobs, name: str, timeout: float = 90) -> dict:
     status = exportjobs.wait_for_phase(name, ("Succeeded", "Failed"), timeout)
     assert status["phase"] == "Failed", status
     assert {c["type"]: c["status"] for c in status["conditions"]}["Failed"] == "True"
-    # The Warning event carries the failure reason; it is posted after the status write, so wait for it.
-    wait_until(lambda: status["reason"] in exportjobs.events(name), 30, f"a {status['reason']} event on {name}")
+    exportjobs.wait_for_events(name, {status["reason"]})  # the Warning event carries the failure reason
     return status
 
 

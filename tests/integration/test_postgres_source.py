@@ -253,9 +253,8 @@ def test_cursor_path_errors_are_classified(postgres):
     )
     from exportjob.worker.errors import ExportFailure
 
-    with pytest.raises(ExportFailure) as caught:
-        with open_source(spec, Credentials(postgres_dsn=postgres.dsn())) as source:
-            source.stream()
+    with pytest.raises(ExportFailure) as caught, open_source(spec, Credentials(postgres_dsn=postgres.dsn())) as source:
+        source.stream()
     assert caught.value.reason == Reason.QUERY_FAILED and "nowhere" in caught.value.message
 
 

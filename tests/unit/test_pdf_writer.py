@@ -109,14 +109,15 @@ def test_every_row_is_in_the_extracted_text_in_order(poppler, tmp_path):
     writer = write_pdf(pdf, COLUMNS, rows, PdfOptions(title="Orders"), batch=37)
     assert writer.rows == 400
     lines = [line for page in pdftotext(pdf) for line in page.splitlines()]
-    position = 0
+    start = 0
     for row in rows:
         # The uuid is unique per row: find its line, then every other value on the same line.
-        for position in range(position, len(lines)):
+        for position in range(start, len(lines)):
             if row[1] in lines[position]:
                 break
         else:
             pytest.fail(f"row {row[0]} ({row[1]}) not found (or out of order)")
+        start = position
         words = lines[position].split()
         for value in row:
             text = cell_text(value)

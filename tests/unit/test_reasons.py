@@ -1,5 +1,7 @@
 """One enum of reasons: the worker, the outcome and the metrics share it, and untrusted values are bounded."""
 
+import json
+
 from exportjob.controller.metrics import Metrics
 from exportjob.controller.outcome import observe_job
 from exportjob.reasons import FAILURE_REASONS, Reason, failure_reason
@@ -28,7 +30,7 @@ def test_a_forged_result_cannot_mint_metric_labels_or_flood_the_status():
                         "terminated": {
                             "exitCode": 65,
                             "finishedAt": "2026-01-01T00:00:00Z",
-                            "message": '{"ok": false, "reason": "Evil%d", "message": "%s"}' % (1, "m" * 5000),
+                            "message": json.dumps({"ok": False, "reason": "Evil1", "message": "m" * 5000}),
                         }
                     }
                 }

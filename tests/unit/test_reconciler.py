@@ -30,8 +30,13 @@ class FakeApi:
     def add(self, name: str) -> dict[str, Any]:
         obj = {
             "metadata": {
-                "name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": 1,
-                "resourceVersion": str(next(self.rv)), "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {},
+                "name": name,
+                "namespace": "ns",
+                "uid": f"uid-{name}",
+                "generation": 1,
+                "resourceVersion": str(next(self.rv)),
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {},
             },
             "spec": SPEC,
         }
@@ -48,8 +53,10 @@ class FakeApi:
     def create_job(self, manifest):
         self.release.wait(10)
         self.creates += 1
-        job = {**manifest, "metadata": {**manifest["metadata"], "uid": f"job-{self.creates}",
-                                        "resourceVersion": str(next(self.rv))}}
+        job = {
+            **manifest,
+            "metadata": {**manifest["metadata"], "uid": f"job-{self.creates}", "resourceVersion": str(next(self.rv))},
+        }
         self.jobs[manifest["metadata"]["name"]] = job
         return job, True
 

@@ -62,6 +62,8 @@ def _merge(listings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:
     """`obj` has a controller ownerReference to `uid`."""
     return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])
+
+
 def secret_unavailable(namespace: str, name: str, key: str, selector: str | None = None) -> str:
     """One message for a missing Secret, a missing key and a Secret the admin's selector excludes.
 

@@ -153,6 +153,7 @@ class OperatorSettings(BaseModel):
     def lease_renew_seconds(self) -> float:
         """How often the leader renews its Lease: three renewals per lease duration."""
         return self.lease_duration_seconds / 3
+
     @field_validator("worker_http_deny_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:

@@ -8,6 +8,9 @@ secret), writes the result JSON (<= 4 KiB) to `--termination-log`
 status) and to stdout, and exits 0 (success), 65 (permanent failure),
 75 (retryable failure) or 1 (crash: a bug; the operator reports WorkerCrashed
 and retries). SIGTERM/SIGINT remove the partial file and exit 75.
+
+`exportjob-worker serve-file --file PATH` serves one finished file instead
+(`exportjob.worker.servefile`, for `exportjob download`).
 """
 
 from __future__ import annotations
@@ -107,6 +110,11 @@ def write_result(text: str, termination_log: str, log: JsonLog) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve-file"]:  # the reader Pod of `exportjob download` (same image)
+        from .servefile import main as serve_file
+
+        return serve_file(argv[1:])
     arguments = parse_arguments(argv)
     credentials = Credentials.from_env()
     log = JsonLog(sys.stderr, credentials.secrets())

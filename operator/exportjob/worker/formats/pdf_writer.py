@@ -637,7 +637,8 @@ class PdfTableWriter:
         self._object(
             _TOTAL_PAGES,
             (
-                b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] /Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\n"
+                b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] "
+                b"/Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\n"
                 b"stream\n%s\nendstream"
                 % (_fmt(-size), _fmt(total_w + size), _fmt(2 * size), _FONT_REGULAR, len(form), form)
             ),
