@@ -45,6 +45,7 @@ class _Model(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        defer_build=True,
     )
 
 
@@ -103,6 +104,31 @@ class PostgresSource(_Model):
     statement_timeout_seconds: int | None = Field(
         default=None, ge=1, le=86_400, description="Server-side statement_timeout for the export query."
     )
+    parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description=(
+            "CSV only: connections that export the result at once, each one range of splitColumn, all reading "
+            "one consistent snapshot; the ranges are written in ascending order into the one file. 1: one "
+            "connection, the query's own order."
+        ),
+    )
+    split_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description=(
+            "Integer column of the query's result that parallelism splits into equal-width ranges of its "
+            "min..max (rows with NULL keys last); required when parallelism > 1."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _split_column_for_parallelism(self) -> PostgresSource:
+        if self.parallelism > 1 and self.split_column is None:
+            raise ValueError("parallelism > 1 needs splitColumn (an integer column of the query to split by)")
+        return self
 
 
 class HttpSource(_Model):
@@ -218,8 +244,8 @@ class CsvOptions(_Model):
     @field_validator("delimiter")
     @classmethod
     def _usable_delimiter(cls, value: str) -> str:
-        if value in ('"', "\r", "\n"):
-            raise ValueError("must not be a double quote, CR or LF")
+        if value in ('"', "\r", "\n", "\x00"):
+            raise ValueError("must not be a double quote, CR, LF or NUL")
         return value
 
 

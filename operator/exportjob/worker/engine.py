@@ -97,9 +97,9 @@ def run_export(
         sink = output.sink
         copy_csv = getattr(source, "copy_csv", None)
         replaced: int | None = None
-        if spec.format == "csv" and copy_csv is not None:
+        if spec.format == "csv" and copy_csv is not None and source.copy_supported(spec.csv_options):  # type: ignore[attr-defined]
             report = _Reporter(progress, sink, None, progress_interval)
-            rows, columns = copy_csv(sink, spec.columns, spec.csv_options, report)
+            rows, columns = copy_csv(sink, spec.columns, spec.csv_options, report, output.spill_file)
         else:
             stream = project(source.stream(), spec.columns)
             columns = stream.columns
