@@ -249,6 +249,11 @@ class CsvOptions(_Model):
         return value
 
 
+PdfFontName = Literal[
+    "DejaVuSans", "NotoSansCJK-SC", "NotoSansCJK-TC", "NotoSansCJK-HK", "NotoSansCJK-JP", "NotoSansCJK-KR"
+]
+
+
 class PdfOptions(_Model):
     """PDF output options: a paginated table."""
 
@@ -256,6 +261,17 @@ class PdfOptions(_Model):
     orientation: Literal["portrait", "landscape"] = Field(default="landscape", description="Page orientation.")
     page_size: Literal["A4", "A3", "Letter", "Legal"] = Field(default="A4", description="Paper size.")
     font_size: float = Field(default=8.0, ge=5.0, le=14.0, description="Body font size in points.")
+    fonts: list[PdfFontName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=6,
+        description=(
+            "Font fallback chain, embedded as subsets: each character is printed with the first font that has it "
+            "(a character none has prints as '?', counted in replacedGlyphs). Default [DejaVuSans, NotoSansCJK-SC]: "
+            "Latin, Greek, Cyrillic, then Chinese/Japanese/Korean. Put e.g. NotoSansCJK-JP first among the CJK "
+            "fonts for Japanese glyph forms."
+        ),
+    )
 
 
 ExportFormat = Literal["csv", "pdf"]

@@ -8,6 +8,12 @@ secret), writes the result JSON (<= 4 KiB) to `--termination-log`
 status) and to stdout, and exits 0 (success), 65 (permanent failure),
 75 (retryable failure) or 1 (crash: a bug; the operator reports WorkerCrashed
 and retries). SIGTERM/SIGINT remove the partial file and exit 75.
+
+Start-up: every export pays this module's import, so it imports only the
+standard library and the small pure modules here; the spec model (pydantic),
+the engine and the source in use (psycopg for PostgreSQL only) are imported
+when `main()` needs them (`python -X importtime -c "import
+exportjob.worker.main"`; figures in bench/README.md).
 """
 
 from __future__ import annotations
@@ -21,14 +27,16 @@ import time
 import traceback
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any, TextIO
-
-from exportjob.spec import ExportJobSpec, SpecError, parse_spec
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .credentials import Credentials
-from .engine import Progress, execute
 from .errors import CRASHED, ExportFailure, Reason, permanent, redact, retryable
 from .result import ExportResult, fit_json, timestamp, utc_now
+
+if TYPE_CHECKING:
+    from exportjob.spec import ExportJobSpec
+
+    from .engine import Progress
 
 SPEC_ENV = "EXPORTJOB_SPEC"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -68,6 +76,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def load_spec(arguments: argparse.Namespace) -> ExportJobSpec:
     """The spec from the arguments or the environment; InvalidSpec failure when absent or invalid."""
+    from exportjob.spec import SpecError, parse_spec
+
     try:
         if arguments.spec_json is not None:
             text = arguments.spec_json
@@ -123,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 totalRows=update.total,
                 rowsPerSecond=round(update.rows / elapsed),
             )
+
+        from .engine import execute
 
         result = execute(spec, arguments.output_root, credentials, progress, PROGRESS_LOG_INTERVAL_SECONDS)
     except ExportFailure as failure:  # an invalid spec, or a signal outside the engine
