@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks use, when missing:
-# a PostgreSQL server (tests start their own private instance) and poppler
-# (pdftotext/pdfinfo read our PDFs back in tests).
+# a PostgreSQL server (tests start their own private instance), poppler
+# (pdftotext/pdfinfo read our PDFs back in tests), qpdf (`qpdf --check` of our
+# PDFs) and the fonts the PDF writer embeds (fonts-dejavu-core, fonts-noto-cjk;
+# the image installs the same: see the Dockerfile's runtime stage).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 [ -x /usr/bin/time ] || need+=(time)
+command -v qpdf >/dev/null 2>&1 || need+=(qpdf)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "[system-deps] installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
