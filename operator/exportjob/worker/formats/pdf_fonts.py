@@ -145,9 +145,10 @@ class PdfFont:
 
     # --- the PDF objects, once, at close ------------------------------------------------------
 
-    def objects(self, first: int) -> list[tuple[int, bytes]]:
+    def objects(self, first: int, simple: bool = False) -> list[tuple[int, bytes]]:
         """The font's PDF objects numbered from `first`: Type0 font (number `first`), CIDFont, descriptor,
-        font program, ToUnicode and (TrueType) CIDToGIDMap."""
+        font program, ToUnicode, (TrueType) CIDToGIDMap and, with `simple`, a simple TrueType font for
+        printable ASCII with WinAnsiEncoding (number `first + 6`) and its descriptor, on the same program."""
         from fontTools import subset
 
         font = self._font
@@ -223,6 +224,32 @@ class PdfFont:
             )
         )
         out.append((program_obj, _stream(program, program_dict)))
+        if simple and not self.cff:
+            ascii_widths = b" ".join(b"%d" % self.widths[chr(code)] for code in range(32, 127))
+            out.append(
+                (
+                    first + 6,
+                    b"<< /Type /Font /Subtype /TrueType /BaseFont /%s /FirstChar 32 /LastChar 126 /Widths [%s] "
+                    b"/Encoding /WinAnsiEncoding /FontDescriptor %d 0 R /ToUnicode %d 0 R >>"
+                    % (base, ascii_widths, first + 7, first + 8),
+                )
+            )
+            out.append(
+                (
+                    first + 7,
+                    b"<< /Type /FontDescriptor /FontName /%s /Flags 32 /FontBBox %s /ItalicAngle 0 /Ascent %d "
+                    b"/Descent %d /CapHeight %d /StemV 80 /FontFile2 %d 0 R >>"
+                    % (
+                        base,
+                        bbox,
+                        round(self.ascent * 1000),
+                        -round(self.descent * 1000),
+                        round(self.ascent * 1000),
+                        program_obj,
+                    ),
+                )
+            )
+            out.append((first + 8, _stream(_to_unicode(((code, chr(code)) for code in range(32, 127)), width=1))))
         out.append((unicode_obj, _stream(_to_unicode(zip(codes, chars)))))
         self._font = None  # the subset face is of no further use; let it go
         return out
@@ -233,9 +260,12 @@ def _stream(data: bytes, extra: bytes = b"") -> bytes:
     return b"<< /Length %d /Filter /FlateDecode %s>>\nstream\n%s\nendstream" % (len(packed), extra + b" ", packed)
 
 
-def _to_unicode(pairs: Iterable[tuple[int, str]]) -> bytes:
-    """A ToUnicode CMap: each two-byte code -> its character (UTF-16BE), 100 entries per bfchar block."""
-    entries = [b"<%04X> <%s>" % (code, ch.encode("utf-16-be").hex().upper().encode()) for code, ch in sorted(pairs)]
+def _to_unicode(pairs: Iterable[tuple[int, str]], width: int = 2) -> bytes:
+    """A ToUnicode CMap: each code of `width` bytes -> its character (UTF-16BE), 100 entries per bfchar block."""
+    code_format = b"<%04X>" if width == 2 else b"<%02X>"
+    entries = [
+        code_format % code + b" <%s>" % ch.encode("utf-16-be").hex().upper().encode() for code, ch in sorted(pairs)
+    ]
     blocks = []
     for start in range(0, len(entries), 100):
         chunk = entries[start : start + 100]
@@ -244,7 +274,11 @@ def _to_unicode(pairs: Iterable[tuple[int, str]]) -> bytes:
         b"/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
         b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
         b"/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
-        b"1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+        + (
+            b"1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+            if width == 2
+            else b"1 begincodespacerange\n<00> <FF>\nendcodespacerange\n"
+        )
         + b"\n".join(blocks)
         + b"\nendcmap\nCMapName currentdict /CMap defineresource pop\nend\nend"
     )

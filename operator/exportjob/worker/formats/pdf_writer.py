@@ -238,6 +238,10 @@ class PdfTableWriter:
         self._ellipsis_w = primary.widths[_ELLIPSIS]
         self._ascent, self._descent = primary.ascent, primary.descent
         self._uncovered = _uncovered_pattern(primary)
+        # A TrueType first font also serves printable ASCII as a simple font (/A1, WinAnsi, one byte per
+        # character, the same embedded subset): the hot path writes ASCII cells exactly as with a base font.
+        self._simple = not primary.cff
+        self._home = b"A1" if self._simple else primary.resource
 
         self._sample: list[list[str]] | None = []
         self._pos = 0
@@ -375,7 +379,7 @@ class PdfTableWriter:
             else:
                 xpos = self._x_prefix[c]
             prefix_text.append(b"%s%s Tm %s\n" % (xpos, header_y, data))
-        prefix_text.append(b"/F1 %s Tf\n" % _fmt(size))
+        prefix_text.append(b"/%s %s Tf\n" % (self._home, _fmt(size)))
 
         # Body rows: as many as fit between the header and the footer.
         footer_h = footer_size * 2.0
@@ -383,6 +387,7 @@ class PdfTableWriter:
         self._rows_per_page = max(1, int((header_bottom - bottom) // row_h))
         self._row_bottoms = [header_bottom - (i + 1) * row_h for i in range(self._rows_per_page)]
         self._row_y = [b"%s Tm " % _fmt(b + offset) for b in self._row_bottoms]
+        self._row_y_literal = [y + b"(" for y in self._row_y]
         self._usable = usable
         self._prefix_graphics = b"".join(prefix_graphics)
         self._prefix_text = b"".join(prefix_text)
@@ -446,6 +451,12 @@ class PdfTableWriter:
                     if not _looks_numeric(text):
                         numeric[c] = False
 
+    def _home_string(self, ascii_text: bytes) -> bytes:
+        """A string operand for printable ASCII in the home font: literal (simple font) or hex codes."""
+        if self._simple:
+            return b"(" + _escape(ascii_text) + b")"
+        return _hex(self._primary.encode(ascii_text.decode()))
+
     def _width(self, text: str, chain: FontChain) -> int:
         """Width of one line of text in 1/1000 em, each character in the font that prints it ("?" when none)."""
         if text.isascii() and chain is self._regular:
@@ -458,11 +469,14 @@ class PdfTableWriter:
             total += font.widths[ch] if font is not None else question
         return total
 
-    def _show(self, text: str, limit: float, chain: FontChain, size: float) -> tuple[bytes, int]:
+    def _show(
+        self, text: str, limit: float, chain: FontChain, size: float, home: bytes | None = None
+    ) -> tuple[bytes, int]:
         """Text-showing operators for `text` cut to `limit` (1/1000 em) with an ellipsis, and their width.
 
         The general path (any character, font fallback); the hot loop takes it for cells that are not
-        ASCII or do not fit. Starts and ends in the chain's first font; counts replaced characters.
+        ASCII or do not fit. `home`: the font resource selected before and after (None: the chain's
+        first font). Counts replaced characters.
         """
         text = unicodedata.normalize("NFC", text).translate(_CTRL_STR)
         primary = chain.primary
@@ -491,7 +505,7 @@ class PdfTableWriter:
             total = sum(abs(w) for _, _, w in pieces)
         self.replaced_glyphs += sum(1 for _, _, w in pieces if w < 0)
         ops = []
-        current = primary
+        current: PdfFont | None = primary if home is None else None
         start = 0
         for index in range(1, len(pieces) + 1):
             if index == len(pieces) or pieces[index][0] is not pieces[start][0]:
@@ -503,8 +517,10 @@ class PdfTableWriter:
                     current = font
                 ops.append(_hex(font.encode(run)) + b" Tj")
                 start = index
-        if current is not primary:
+        if home is None and current is not primary:
             ops.append(b" /%s %s Tf" % (primary.resource, _fmt(size)))
+        elif home is not None and current is not None:
+            ops.append(b" /%s %s Tf" % (home, _fmt(size)))
         return b" ".join(ops), total
 
     # --- rows and pages --------------------------------------------------------------------
@@ -515,6 +531,7 @@ class PdfTableWriter:
         append = self._page_parts.append
         per_page = self._rows_per_page
         row_y = self._row_y
+        row_y_literal = self._row_y_literal
         x_prefix = self._x_prefix
         right = self._right
         text_right = self._text_right
@@ -532,7 +549,10 @@ class PdfTableWriter:
         show = self._show
         chain = self._regular
         size = self.font_size
-        unicode_codes = not primary.cff  # the fast paths need codes = UTF-16 (TrueType first font)
+        unicode_codes = self._simple  # the fast paths need a TrueType first font (/A1 and codes = UTF-16)
+        home = self._home
+        to_unicode_font = b"/%s %s Tf " % (primary.resource, _fmt(size))
+        to_home = b" /%s %s Tf\n" % (home, _fmt(size))
         columns = range(ncols)
         page_row = self._page_row
         count = 0
@@ -545,6 +565,7 @@ class PdfTableWriter:
                     self._flush_page()
                     page_row = 0
                 y = row_y[page_row]
+                y_literal = row_y_literal[page_row]
                 page_row += 1
                 count += 1
                 for c in columns:
@@ -583,9 +604,8 @@ class PdfTableWriter:
                                     append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
                                 else:
                                     append(x_prefix[c])
-                                append(y)
-                                append(b"(")
-                                append(text.encode("utf-16-be"))
+                                append(y_literal)
+                                append(data)
                                 append(b") Tj\n")
                                 continue
                     elif uncovered_search(text) is None and is_nfc("NFC", text):
@@ -598,10 +618,12 @@ class PdfTableWriter:
                             else:
                                 append(x_prefix[c])
                             append(y)
+                            append(to_unicode_font)
                             append(_hex(text.encode("utf-16-be")))
-                            append(b" Tj\n")
+                            append(b" Tj")
+                            append(to_home)
                             continue
-                    ops, width = show(text, limits[c], chain, size)
+                    ops, width = show(text, limits[c], chain, size, home)
                     if not ops:
                         continue
                     if right[c]:
@@ -640,8 +662,8 @@ class PdfTableWriter:
                 b"Q\n",
                 self._prefix_text,
                 *self._page_parts,
-                b"/F1 %s Tf 1 0 0 1 %s %s Tm %s Tj\nET\n"
-                % (_fmt(size), _fmt(MARGIN), _fmt(self._footer_y), _hex(self._primary.encode(label.decode()))),
+                b"/%s %s Tf 1 0 0 1 %s %s Tm %s Tj\nET\n"
+                % (self._home, _fmt(size), _fmt(MARGIN), _fmt(self._footer_y), self._home_string(label)),
                 # The total page count is only known at close(): a form XObject written then.
                 b"q 1 0 0 1 %s %s cm /Tot Do Q\n" % (_fmt(MARGIN + label_w), _fmt(self._footer_y)),
             )
@@ -688,24 +710,29 @@ class PdfTableWriter:
         size = self._footer_size
         total = b"%d" % self.pages
         total_w = sum(map(self._widths.__getitem__, total)) * size / 1000
-        form = b"BT /F1 %s Tf 0 0 Td %s Tj ET" % (_fmt(size), _hex(self._primary.encode(total.decode())))
+        form = b"BT /%s %s Tf 0 0 Td %s Tj ET" % (self._home, _fmt(size), self._home_string(total))
         fonts = []
+        home_obj = 0
         for font in self._regular.used_fonts() + self._bold.used_fonts():
             first = len(self._offsets)
-            for number, body in font.objects(first):
+            simple = self._simple and font is self._primary
+            for number, body in font.objects(first, simple=simple):
                 self._object(number, body)
             fonts.append(b"/%s %d 0 R" % (font.resource, first))
+            if simple:
+                fonts.append(b"/A1 %d 0 R" % (first + 6))
+            if font is self._primary:
+                home_obj = first + 6 if simple else first
         self._object(
             _RESOURCES,
             b"<< /ProcSet [/PDF /Text] /Font << %s >> /XObject << /Tot %d 0 R >> >>" % (b" ".join(fonts), _TOTAL_PAGES),
         )
-        first_font = next(int(f.split()[1]) for f in fonts if f.startswith(b"/F1 "))
         self._object(
             _TOTAL_PAGES,
             (
-                b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] /Resources << /Font << /F1 %d 0 R >> >> "
+                b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] /Resources << /Font << /%s %d 0 R >> >> "
                 b"/Length %d >>\nstream\n%s\nendstream"
-                % (_fmt(-size), _fmt(total_w + size), _fmt(2 * size), first_font, len(form), form)
+                % (_fmt(-size), _fmt(total_w + size), _fmt(2 * size), self._home, home_obj, len(form), form)
             ),
         )
 
