@@ -31,7 +31,10 @@ import hashlib
 import io
 import os
 import re
+import struct
+import sys
 import zlib
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +95,8 @@ class PdfFont:
         self.face = face
         self.resource = resource  # the font's name in the page resources, e.g. b"F1"
         self.used: set[str] = set()
-        self._font: Any = None
+        self._loaded = False
+        self._printed: tuple[list[str], list[int], list[int]] | None = None
         self.widths: dict[str, int] = {}  # character -> advance width in 1/1000 em
         self.cff = False
         self._gid: dict[int, str] = {}  # CFF: code point -> chr(glyph id), for str.translate
@@ -101,27 +105,25 @@ class PdfFont:
         self.descent = 0.2
 
     def load(self) -> PdfFont:
-        if self._font is not None:
+        """Read the character map and advance widths (a few tables, parsed here: fontTools would read the
+        whole 16 MB CFF table of a CJK face to name its glyphs, ~60 MB of RSS)."""
+        if self._loaded:
             return self
-        from fontTools.ttLib import TTFont
-
-        font = TTFont(self.face.path, fontNumber=self.face.index, lazy=True)
-        scale = 1000 / font["head"].unitsPerEm
-        cmap = font.getBestCmap()
-        metrics = font["hmtx"].metrics
-        self.cff = "CFF " in font
-        self.widths = {chr(code): round(metrics[glyph][0] * scale) for code, glyph in cmap.items()}
+        metrics = read_metrics(self.face)
+        scale = 1000 / metrics.units_per_em
+        advances = metrics.advances
+        last = len(advances) - 1
+        self.cff = metrics.cff
+        self.widths = {chr(code): round(advances[min(gid, last)] * scale) for code, gid in metrics.cmap.items()}
         if self.cff:
-            get_id = font.getGlyphID
-            self._gid = {code: chr(get_id(glyph)) for code, glyph in cmap.items()}
-        hhea = font["hhea"]
-        self.ascent, self.descent = hhea.ascent * scale / 1000, -hhea.descent * scale / 1000
-        self._font = font
+            self._gid = {code: chr(gid) for code, gid in metrics.cmap.items()}
+        self.ascent, self.descent = metrics.ascent * scale / 1000, -metrics.descent * scale / 1000
+        self._loaded = True
         return self
 
     @property
     def loaded(self) -> bool:
-        return self._font is not None
+        return self._loaded
 
     def encode(self, text: str) -> bytes:
         """The two-byte codes of `text` (every character must be in `widths`)."""
@@ -145,15 +147,28 @@ class PdfFont:
 
     # --- the PDF objects, once, at close ------------------------------------------------------
 
+    def release(self) -> tuple[list[str], list[int], list[int]]:
+        """The printed characters, their codes and widths; then the font's lookup tables are dropped (a CJK
+        face's are ~15 MB), so that subsetting at close does not add to them. Idempotent."""
+        if self._printed is None:
+            chars = sorted(self.used)
+            self._printed = (
+                chars,
+                [int.from_bytes(self.encode(ch), "big") for ch in chars],
+                [self.widths[ch] for ch in chars],
+            )
+            self.widths, self._gid = {}, {}
+        return self._printed
+
     def objects(self, first: int, simple: bool = False) -> list[tuple[int, bytes]]:
         """The font's PDF objects numbered from `first`: Type0 font (number `first`), CIDFont, descriptor,
         font program, ToUnicode, (TrueType) CIDToGIDMap and, with `simple`, a simple TrueType font for
         printable ASCII with WinAnsiEncoding (number `first + 6`) and its descriptor, on the same program."""
         from fontTools import subset
+        from fontTools.ttLib import TTFont
 
-        font = self._font
-        chars = sorted(self.used)
-        codes = [int.from_bytes(self.encode(ch), "big") for ch in chars]
+        font = TTFont(self.face.path, fontNumber=self.face.index, lazy=True)
+        chars, codes, char_widths = self.release()
         options = subset.Options()
         options.notdef_outline = True
         options.hinting = False
@@ -172,7 +187,7 @@ class PdfFont:
         scale = 1000 / font["head"].unitsPerEm
         head = font["head"]
         bbox = b"[%d %d %d %d]" % tuple(round(v * scale) for v in (head.xMin, head.yMin, head.xMax, head.yMax))
-        widths = b" ".join(b"%d [%d]" % (code, self.widths[ch]) for code, ch in sorted(zip(codes, chars)))
+        widths = b" ".join(b"%d [%d]" % (code, width) for code, width in sorted(zip(codes, char_widths)))
         out: list[tuple[int, bytes]] = []
         if self.cff:
             program = font["CFF "].compile(font)
@@ -225,7 +240,8 @@ class PdfFont:
         )
         out.append((program_obj, _stream(program, program_dict)))
         if simple and not self.cff:
-            ascii_widths = b" ".join(b"%d" % self.widths[chr(code)] for code in range(32, 127))
+            by_char = dict(zip(chars, char_widths))
+            ascii_widths = b" ".join(b"%d" % by_char[chr(code)] for code in range(32, 127))
             out.append(
                 (
                     first + 6,
@@ -251,8 +267,99 @@ class PdfFont:
             )
             out.append((first + 8, _stream(_to_unicode(((code, chr(code)) for code in range(32, 127)), width=1))))
         out.append((unicode_obj, _stream(_to_unicode(zip(codes, chars)))))
-        self._font = None  # the subset face is of no further use; let it go
         return out
+
+
+@dataclass
+class Metrics:
+    units_per_em: int
+    ascent: int
+    descent: int
+    advances: array[int]  # by glyph id (the last one repeats, as in hmtx)
+    cmap: dict[int, int]  # code point -> glyph id
+    cff: bool
+
+
+def read_metrics(face: Face) -> Metrics:
+    """head, hhea, hmtx and the Unicode cmap (format 12 or 4) of one face of a font file or collection."""
+    with open(face.path, "rb") as file:
+        data = file.read(12)
+        base = 0
+        if data[:4] == b"ttcf":
+            count = struct.unpack(">I", data[8:12])[0]
+            if face.index >= count:
+                raise NoFontError(f"{face.path} has {count} faces, not {face.index + 1}")
+            file.seek(12 + 4 * face.index)
+            base = struct.unpack(">I", file.read(4))[0]
+        file.seek(base)
+        header = file.read(12)
+        tables = {}
+        directory = file.read(16 * struct.unpack(">H", header[4:6])[0])
+        for at in range(0, len(directory), 16):
+            tag, _, offset, length = struct.unpack(">4sIII", directory[at : at + 16])
+            tables[tag] = (offset, length)
+
+        def table(tag: bytes) -> bytes:
+            offset, length = tables[tag]
+            file.seek(offset)
+            return file.read(length)
+
+        head, hhea = table(b"head"), table(b"hhea")
+        units_per_em = struct.unpack(">H", head[18:20])[0]
+        ascent, descent = struct.unpack(">hh", hhea[4:8])
+        metrics_count = struct.unpack(">H", hhea[34:36])[0]
+        hmtx = table(b"hmtx")
+        advances = array("H", hmtx[: 4 * metrics_count])
+        if sys.byteorder == "little":
+            advances.byteswap()
+        advances = advances[0::2]  # (advance, left side bearing) pairs
+        cmap = _unicode_cmap(table(b"cmap"))
+        return Metrics(units_per_em, ascent, descent, advances, cmap, b"CFF " in tables)
+
+
+def _unicode_cmap(data: bytes) -> dict[int, int]:
+    count = struct.unpack(">H", data[2:4])[0]
+    subtables = {}
+    for at in range(4, 4 + 8 * count, 8):
+        platform, encoding, offset = struct.unpack(">HHI", data[at : at + 8])
+        subtables[(platform, encoding)] = offset
+    for key in ((3, 10), (0, 6), (0, 4), (3, 1), (0, 3), (0, 2), (0, 1), (0, 0)):
+        offset = subtables.get(key)
+        if offset is None:
+            continue
+        kind = struct.unpack(">H", data[offset : offset + 2])[0]
+        if kind == 12:
+            groups = struct.unpack(">I", data[offset + 12 : offset + 16])[0]
+            cmap = {}
+            for at in range(offset + 16, offset + 16 + 12 * groups, 12):
+                start, end, glyph = struct.unpack(">III", data[at : at + 12])
+                for code in range(start, end + 1):
+                    cmap[code] = glyph + code - start
+            return cmap
+        if kind == 4:
+            segments = struct.unpack(">H", data[offset + 6 : offset + 8])[0] // 2
+            ends = struct.unpack(f">{segments}H", data[offset + 14 : offset + 14 + 2 * segments])
+            at = offset + 16 + 2 * segments
+            starts = struct.unpack(f">{segments}H", data[at : at + 2 * segments])
+            deltas = struct.unpack(f">{segments}h", data[at + 2 * segments : at + 4 * segments])
+            range_at = at + 4 * segments
+            ranges = struct.unpack(f">{segments}H", data[range_at : range_at + 2 * segments])
+            cmap = {}
+            for i in range(segments):
+                for code in range(starts[i], ends[i] + 1):
+                    if code == 0xFFFF:
+                        continue
+                    if ranges[i] == 0:
+                        glyph = (code + deltas[i]) & 0xFFFF
+                    else:
+                        where = range_at + 2 * i + ranges[i] + 2 * (code - starts[i])
+                        glyph = struct.unpack(">H", data[where : where + 2])[0]
+                        if glyph:
+                            glyph = (glyph + deltas[i]) & 0xFFFF
+                    if glyph:
+                        cmap[code] = glyph
+            return cmap
+    raise NoFontError("the font has no Unicode character map (cmap format 4 or 12)")
 
 
 def _stream(data: bytes, extra: bytes = b"") -> bytes:
@@ -319,3 +426,9 @@ class FontChain:
 
     def used_fonts(self) -> list[PdfFont]:
         return [font for font in self.fonts if font.used]
+
+    def release(self) -> None:
+        """Drop every lookup table (the writer is done): see `PdfFont.release`."""
+        self._choice = {}
+        for font in self.used_fonts():
+            font.release()

@@ -28,6 +28,7 @@ is one line.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import re
@@ -713,6 +714,9 @@ class PdfTableWriter:
         form = b"BT /%s %s Tf 0 0 Td %s Tj ET" % (self._home, _fmt(size), self._home_string(total))
         fonts = []
         home_obj = 0
+        self._regular.release()  # before any font is subset: the lookup tables are no longer needed
+        self._bold.release()
+        gc.collect()
         for font in self._regular.used_fonts() + self._bold.used_fonts():
             first = len(self._offsets)
             simple = self._simple and font is self._primary
