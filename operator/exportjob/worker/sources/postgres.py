@@ -456,24 +456,26 @@ def _stream_copy(pgconn: Any, statement: bytes, sink: BinaryIO, crlf: bool, prog
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         _drain(pgconn)
         raise _error(pgconn, result)
-    get_copy_data, socket = pgconn.get_copy_data, pgconn.socket
+    get_copy_data, socket, consume_input = pgconn.get_copy_data, pgconn.socket, pgconn.consume_input
     pending: list[Any] = []
+    append = pending.append
     size = records = 0
     while True:
         nbytes, data = get_copy_data(1)
-        if nbytes > 0:
-            pending.append(data)
+        while nbytes > 0:  # everything libpq's buffer holds (bounded by the buffer), then flush and wait
+            append(data)
             size += nbytes
-            if size >= FLUSH_BYTES:
-                sink.write(_join_records(pending, crlf))
-                records += len(pending)
-                pending.clear()
-                size = 0
-                if progress is not None:
-                    progress(records)
-        elif nbytes == 0:  # libpq's buffer is empty: wait for the socket, then read what arrived
+            nbytes, data = get_copy_data(1)
+        if size >= FLUSH_BYTES:
+            sink.write(_join_records(pending, crlf))
+            records += len(pending)
+            pending.clear()
+            size = 0
+            if progress is not None:
+                progress(records)
+        if nbytes == 0:  # libpq's buffer is empty: wait for the socket, then read what arrived
             select.select([socket], [], [])
-            pgconn.consume_input()
+            consume_input()
         else:  # -1: the COPY is over; -2: an error, reported by the result below
             break
     if pending:
