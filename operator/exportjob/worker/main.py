@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -97,6 +97,19 @@ def load_spec(arguments: argparse.Namespace) -> ExportJobSpec:
         raise permanent(Reason.INVALID_SPEC, detail) from None
 
 
+def execute(
+    spec: ExportJobSpec,
+    output_root: str,
+    credentials: Credentials,
+    progress: Callable[[Progress], None] | None,
+    progress_interval: float,
+) -> ExportResult:
+    """`engine.execute`, imported on first use (it brings the output and format modules)."""
+    from . import engine
+
+    return engine.execute(spec, output_root, credentials, progress, progress_interval)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise retryable(
         Reason.INTERRUPTED,
@@ -136,8 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 totalRows=update.total,
                 rowsPerSecond=round(update.rows / elapsed),
             )
-
-        from .engine import execute
 
         result = execute(spec, arguments.output_root, credentials, progress, PROGRESS_LOG_INTERVAL_SECONDS)
     except ExportFailure as failure:  # an invalid spec, or a signal outside the engine

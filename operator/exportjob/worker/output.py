@@ -35,7 +35,7 @@ import stat
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from exportjob.spec import check_relative_path
 
@@ -261,7 +261,7 @@ class AtomicOutput:
                 _unlink_quietly(name, self._dir_fd)
         except OSError as error:
             raise write_failure(error, self.path) from None
-        return _SpillFile(open(fd, "w+b", buffering=WRITE_BUFFER_BYTES), self.path)
+        return cast(BinaryIO, _SpillFile(open(fd, "w+b", buffering=WRITE_BUFFER_BYTES), self.path))
 
     def commit(self) -> OutputInfo:
         """fsync, rename over the final name, fsync the directory; return size and sha256."""
