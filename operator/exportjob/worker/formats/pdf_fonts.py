@@ -37,7 +37,6 @@ import zlib
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["CATALOGUE", "DEFAULT_FONTS", "FontChain", "NoFontError", "PdfFont"]
 
@@ -96,6 +95,7 @@ class PdfFont:
         self.resource = resource  # the font's name in the page resources, e.g. b"F1"
         self.used: set[str] = set()
         self._loaded = False
+        self._uncovered: re.Pattern[str] | None = None
         self._printed: tuple[list[str], list[int], list[int]] | None = None
         self.widths: dict[str, int] = {}  # character -> advance width in 1/1000 em
         self.cff = False
@@ -120,6 +120,13 @@ class PdfFont:
         self.ascent, self.descent = metrics.ascent * scale / 1000, -metrics.descent * scale / 1000
         self._loaded = True
         return self
+
+    def uncovered(self, text: str) -> re.Match[str] | None:
+        """The first character of `text` this font lacks (controls and characters beyond the BMP count as
+        lacking), or None; the font is loaded on first use."""
+        if self._uncovered is None:
+            self._uncovered = uncovered_pattern(self.load().widths)
+        return self._uncovered.search(text)
 
     @property
     def loaded(self) -> bool:
@@ -270,6 +277,21 @@ class PdfFont:
         return out
 
 
+def uncovered_pattern(widths: dict[str, int]) -> re.Pattern[str]:
+    """A regex finding any character not in `widths` (controls and characters beyond the BMP included)."""
+    codes = sorted(ord(ch) for ch in widths if 32 <= ord(ch) <= 0xFFFF and ord(ch) != 127)
+    ranges = []
+    start = previous = codes[0]
+    for code in codes[1:]:
+        if code != previous + 1:
+            ranges.append((start, previous))
+            start = code
+        previous = code
+    ranges.append((start, previous))
+    members = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return re.compile(f"[^{members}]")
+
+
 @dataclass
 class Metrics:
     units_per_em: int
@@ -408,6 +430,16 @@ class FontChain:
             raise NoFontError("none of the PDF fonts is installed: " + "; ".join(missing))
         self.primary = self.fonts[0].load()
         self._choice: dict[str, PdfFont | None] = {}
+
+    def single_font(self, text: str) -> PdfFont | None:
+        """The first fallback font (not the first font) that has every character of `text`, or None.
+
+        Lets a cell the first font cannot print entirely (a CJK name) be printed in one font with
+        C-speed checks; its spaces and Latin letters then come from that font too."""
+        for font in self.fonts[1:]:
+            if font.uncovered(text) is None:
+                return font
+        return None
 
     def font_for(self, ch: str) -> PdfFont | None:
         """The first font that has `ch`, or None (printed as "?"); fallback fonts are loaded when first needed."""

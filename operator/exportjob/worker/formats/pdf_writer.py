@@ -43,7 +43,7 @@ from reportlab.lib import pagesizes
 
 from exportjob.spec import PdfOptions
 
-from .pdf_fonts import DEFAULT_FONTS, FontChain, NoFontError, PdfFont
+from .pdf_fonts import DEFAULT_FONTS, FontChain, NoFontError, PdfFont, uncovered_pattern
 
 __all__ = ["MIN_FONT_SIZE", "PRODUCER", "NoFontError", "PdfTableWriter", "TooManyColumnsError", "max_columns"]
 
@@ -94,21 +94,6 @@ def _width_tables(table: list[int]) -> tuple[bytes, bytes]:
     ``data`` computed entirely in C, several times faster than summing per byte in Python.
     """
     return bytes(w >> 8 for w in table), bytes(w & 0xFF for w in table)
-
-
-def _uncovered_pattern(font: PdfFont) -> re.Pattern[str]:
-    """A regex finding any character `font` lacks (controls and characters beyond the BMP included)."""
-    codes = sorted(ord(ch) for ch in font.widths if 32 <= ord(ch) <= 0xFFFF and ord(ch) != 127)
-    ranges = []
-    start = previous = codes[0]
-    for code in codes[1:]:
-        if code != previous + 1:
-            ranges.append((start, previous))
-            start = code
-        previous = code
-    ranges.append((start, previous))
-    members = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-    return re.compile(f"[^{members}]")
 
 
 def _format_cell(value: object) -> str:
@@ -238,7 +223,7 @@ class PdfTableWriter:
         self._min_glyph = max(1, min(self._widths[32:127]))  # the narrowest glyph bounds how many characters fit
         self._ellipsis_w = primary.widths[_ELLIPSIS]
         self._ascent, self._descent = primary.ascent, primary.descent
-        self._uncovered = _uncovered_pattern(primary)
+        self._uncovered = uncovered_pattern(primary.widths)
         # A TrueType first font also serves printable ASCII as a simple font (/A1, WinAnsi, one byte per
         # character, the same embedded subset): the hot path writes ASCII cells exactly as with a base font.
         self._simple = not primary.cff
@@ -552,7 +537,8 @@ class PdfTableWriter:
         size = self.font_size
         unicode_codes = self._simple  # the fast paths need a TrueType first font (/A1 and codes = UTF-16)
         home = self._home
-        to_unicode_font = b"/%s %s Tf " % (primary.resource, _fmt(size))
+        size_text = _fmt(size)
+        to_unicode_font = b"/%s %s Tf " % (primary.resource, size_text)
         to_home = b" /%s %s Tf\n" % (home, _fmt(size))
         columns = range(ncols)
         page_row = self._page_row
@@ -624,6 +610,23 @@ class PdfTableWriter:
                             append(b" Tj")
                             append(to_home)
                             continue
+                    else:
+                        # One fallback font has every character (e.g. a CJK name): the cell in that font.
+                        single = chain.single_font(text) if is_nfc("NFC", text) else None
+                        if single is not None:
+                            width = sum(map(single.widths.__getitem__, text))
+                            if width <= limits[c]:
+                                single.used.update(text)
+                                if right[c]:
+                                    append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
+                                else:
+                                    append(x_prefix[c])
+                                append(y)
+                                append(b"/%s %s Tf " % (single.resource, size_text))
+                                append(_hex(single.encode(text)))
+                                append(b" Tj")
+                                append(to_home)
+                                continue
                     ops, width = show(text, limits[c], chain, size, home)
                     if not ops:
                         continue
