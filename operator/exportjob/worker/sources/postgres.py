@@ -23,7 +23,6 @@ permanent `InvalidCredentials`. The DSN never appears in a message.
 
 from __future__ import annotations
 
-import queue
 import re
 import select
 import tempfile
@@ -458,79 +457,35 @@ def _stream_copy(pgconn: Any, statement: bytes, sink: BinaryIO, crlf: bool, prog
         _drain(pgconn)
         raise _error(pgconn, result)
     get_copy_data, socket, consume_input = pgconn.get_copy_data, pgconn.socket, pgconn.consume_input
-    writer = _BackgroundWriter(sink, crlf)
     pending: list[Any] = []
     append = pending.append
     size = records = 0
-    try:
-        while True:
+    while True:
+        nbytes, data = get_copy_data(1)
+        while nbytes > 0:  # everything libpq's buffer holds (bounded by the buffer), then flush and wait
+            append(data)
+            size += nbytes
             nbytes, data = get_copy_data(1)
-            while nbytes > 0:  # everything libpq's buffer holds (bounded by the buffer), then flush and wait
-                append(data)
-                size += nbytes
-                nbytes, data = get_copy_data(1)
-            if size >= FLUSH_BYTES:
-                writer.put(pending)
-                records += len(pending)
-                pending = []
-                append = pending.append
-                size = 0
-                if progress is not None:
-                    progress(records)
-            if nbytes == 0:  # libpq's buffer is empty: wait for the socket, then read what arrived
-                select.select([socket], [], [])
-                consume_input()
-            else:  # -1: the COPY is over; -2: an error, reported by the result below
-                break
-        if pending:
-            writer.put(pending)
+        if size >= FLUSH_BYTES:
+            sink.write(_join_records(pending, crlf))
             records += len(pending)
-        writer.close()
-    finally:
-        writer.stop()
+            pending.clear()
+            size = 0
+            if progress is not None:
+                progress(records)
+        if nbytes == 0:  # libpq's buffer is empty: wait for the socket, then read what arrived
+            select.select([socket], [], [])
+            consume_input()
+        else:  # -1: the COPY is over; -2: an error, reported by the result below
+            break
+    if pending:
+        sink.write(_join_records(pending, crlf))
+        records += len(pending)
     result = _next_result(pgconn)
     _drain(pgconn)
     if result is None or result.status != pq.ExecStatus.COMMAND_OK:
         raise _error(pgconn, result)
     return records
-
-
-class _BackgroundWriter:
-    """Joins record blocks and writes them to a sink on its own thread: the sink's sha256 and the file
-    write release the interpreter lock, so they overlap with reading the next CopyData messages. At most
-    `depth` blocks wait (memory stays flat); the first write error is raised in the reading thread."""
-
-    def __init__(self, sink: BinaryIO, crlf: bool, depth: int = 4) -> None:
-        self._sink = sink
-        self._crlf = crlf
-        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="copy-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (block := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._sink.write(_join_records(block, self._crlf))
-                except BaseException as error:  # raised in the reading thread by put() or close()
-                    self._error = error
-
-    def put(self, block: list[Any]) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(block)
-
-    def close(self) -> None:
-        """Wait until every block is written; raise the first write error."""
-        self.stop()
-        if self._error is not None:
-            raise self._error
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
 
 
 def _join_records(records: list[Any], crlf: bool) -> bytes:
