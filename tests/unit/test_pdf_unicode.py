@@ -150,3 +150,19 @@ def test_the_spec_names_only_catalogued_fonts():
         parse_spec({**base, "pdf": {"fonts": ["/etc/passwd"]}})
     chain = get_args(PdfOptions.model_fields["fonts"].annotation)[0]  # list[PdfFontName]
     assert set(pdf_fonts.CATALOGUE) == set(get_args(get_args(chain)[0]))
+
+
+@pytest.mark.parametrize("name", ["DejaVuSans", "NotoSansCJK-JP"])
+def test_the_font_file_reader_agrees_with_fonttools(tools, name):
+    from fontTools.ttLib import TTFont
+
+    from exportjob.worker.formats.font_files import read_metrics
+
+    face = pdf_fonts.CATALOGUE[name].regular
+    metrics = read_metrics(face.path, face.index)
+    reference = TTFont(face.path, fontNumber=face.index, lazy=True)
+    assert metrics.cmap == {code: reference.getGlyphID(glyph) for code, glyph in reference.getBestCmap().items()}
+    assert metrics.units_per_em == reference["head"].unitsPerEm and metrics.cff == ("CFF " in reference)
+    order, hmtx = reference.getGlyphOrder(), reference["hmtx"].metrics
+    sample = sorted(metrics.cmap.values())[:: max(1, len(metrics.cmap) // 500)]
+    assert [metrics.advances[min(g, len(metrics.advances) - 1)] for g in sample] == [hmtx[order[g]][0] for g in sample]
