@@ -109,6 +109,12 @@ def import_ms(module: str) -> float:
     raise SystemExit(f"no importtime line for {module}")
 
 
+def import_cpu_ms(module: str) -> float:
+    """CPU time of importing `module` in a fresh interpreter (less disturbed by a busy machine than wall time)."""
+    code = f"import time; t = time.process_time(); import {module}; print((time.process_time() - t) * 1000)"
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def wall_ms(argv: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(argv, capture_output=True, check=True)
@@ -139,6 +145,10 @@ def run_startup(repeat: int, workdir: Path) -> list[dict[str, Any]]:
             "import exportjob.worker.main (-X importtime, cumulative)",
             [import_ms("exportjob.worker.main") for _ in range(runs)],
         ),
+        "startup-import-cpu": (
+            "import exportjob.worker.main, CPU time (time.process_time: load-independent)",
+            [import_cpu_ms("exportjob.worker.main") for _ in range(runs)],
+        ),
         "startup-import-spec": (
             "import exportjob.spec (pydantic; parsed in main())",
             [import_ms("exportjob.spec") for _ in range(runs)],
@@ -154,9 +164,11 @@ def run_startup(repeat: int, workdir: Path) -> list[dict[str, Any]]:
         results.append({"name": name, "label": label, "ms": ms, "runs": runs})
         print(f"  {name:<22} {ms:>8.1f} ms  {label} (median of {runs})", flush=True)
     target = 80.0
-    ms = results[1]["ms"]
+    ms, cpu = results[1]["ms"], results[2]["ms"]
     print(
-        f"import exportjob.worker.main: {ms:.1f} ms (target <= {target:.0f} ms: {'met' if ms <= target else 'NOT met'})"
+        f"import exportjob.worker.main: {ms:.1f} ms wall, {cpu:.1f} ms CPU "
+        f"(target <= {target:.0f} ms: {'met' if ms <= target else 'NOT met'} by wall time, "
+        f"{'met' if cpu <= target else 'NOT met'} by CPU time)"
     )
     return results
 
