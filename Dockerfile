@@ -33,6 +33,12 @@ LABEL org.opencontainers.image.title="exportjob-operator" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 # uid/gid 65532: the worker Job's runAsUser (operator/exportjob/controller/manifests.py RUN_AS_USER)
 # and the chart's podSecurityContext.
+# The fonts the PDF writer embeds (pdf.fonts: DejaVu Sans; Noto Sans CJK for Chinese, Japanese, Korean)
+# and qpdf (to check a PDF from a debug shell). Keep in step with RUNTIME_PACKAGES in
+# hack/check-dockerfile-install.sh and with hack/install-system-deps.sh.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-noto-cjk qpdf \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 65532 exportjob \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin exportjob

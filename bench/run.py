@@ -98,6 +98,82 @@ def measure(case: Case, repeat: int) -> dict[str, Any]:
     }
 
 
+def import_ms(module: str) -> float:
+    """Cumulative import time of `module` in ms, from `python -X importtime` (one fresh interpreter)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True
+    )
+    for line in done.stderr.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[2] == module:
+            return int(parts[1]) / 1000
+    raise SystemExit(f"no importtime line for {module}")
+
+
+def import_cpu_ms(module: str) -> float:
+    """CPU time of importing `module` in a fresh interpreter (less disturbed by a busy machine than wall time)."""
+    code = f"import time; t = time.process_time(); import {module}; print((time.process_time() - t) * 1000)"
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def wall_ms(argv: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, capture_output=True, check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def run_startup(repeat: int, workdir: Path) -> list[dict[str, Any]]:
+    """Start-up: bare interpreter, `import exportjob.worker.main` (-X importtime), a whole one-row worker run."""
+    runs = max(5, 2 * repeat)
+    root = workdir / "startup"
+    root.mkdir(parents=True, exist_ok=True)
+    worker = [
+        str(Path(sys.executable).parent / "exportjob-worker"),
+        "--spec-json",
+        json.dumps({"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"path": "one.csv"}}),
+        "--output-root",
+        str(root),
+        "--termination-log",
+        str(root / "termination-log"),
+    ]
+    subprocess.run([sys.executable, "-c", "import exportjob.worker.main"], check=True)  # warm the bytecode cache
+    figures = {
+        "startup-python": (
+            "bare interpreter (python -c pass), wall",
+            [wall_ms([sys.executable, "-c", "pass"]) for _ in range(runs)],
+        ),
+        "startup-import": (
+            "import exportjob.worker.main (-X importtime, cumulative)",
+            [import_ms("exportjob.worker.main") for _ in range(runs)],
+        ),
+        "startup-import-cpu": (
+            "import exportjob.worker.main, CPU time (time.process_time: load-independent)",
+            [import_cpu_ms("exportjob.worker.main") for _ in range(runs)],
+        ),
+        "startup-import-spec": (
+            "import exportjob.spec (pydantic; parsed in main())",
+            [import_ms("exportjob.spec") for _ in range(runs)],
+        ),
+        "startup-worker": (
+            "exportjob-worker, synthetic 1 row -> CSV, whole process, wall",
+            [wall_ms(worker) for _ in range(runs)],
+        ),
+    }
+    results = []
+    for name, (label, values) in figures.items():
+        ms = statistics.median(values)
+        results.append({"name": name, "label": label, "ms": ms, "runs": runs})
+        print(f"  {name:<22} {ms:>8.1f} ms  {label} (median of {runs})", flush=True)
+    target = 80.0
+    ms, cpu = results[1]["ms"], results[2]["ms"]
+    print(
+        f"import exportjob.worker.main: {ms:.1f} ms wall, {cpu:.1f} ms CPU "
+        f"(target <= {target:.0f} ms: {'met' if ms <= target else 'NOT met'} by wall time, "
+        f"{'met' if cpu <= target else 'NOT met'} by CPU time)"
+    )
+    return results
+
+
 def run_pdf_cases(quick: bool, repeat: int) -> list[dict[str, Any]]:
     """bench/pdf_cases.py, when present: its own cases, each a child measuring its own RSS."""
     try:
@@ -117,6 +193,14 @@ def run_pdf_cases(quick: bool, repeat: int) -> list[dict[str, Any]]:
                 f"{r['peak_rss_mb']:>7.1f} MB peak RSS",
                 flush=True,
             )
+    for writer in ("ours", "unicode"):
+        big = max((r for r in results if r["name"].startswith(f"pdf-{writer}-")), key=lambda r: r["rows"], default=None)
+        if big:
+            print(
+                f"PDF {writer} {big['rows']:,} rows: {big['rows_per_s']:,.0f} rows/s (target >= 80,000: "
+                f"{'met' if big['rows_per_s'] >= 80_000 else 'NOT met'}), peak RSS {big['peak_rss_mb']:.1f} MB "
+                f"(limit 100 MB: {'met' if big['peak_rss_mb'] <= 100 else 'NOT met'})"
+            )
     for records in (10_000, 50_000):
         ours, base = (
             next((r for r in results if r["name"] == f"pdf-{w}-{records}"), None) for w in ("ours", "longtable")
@@ -135,7 +219,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per case, median reported (default 3)")
     parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL cases")
     parser.add_argument("--no-pdf", action="store_true", help="leave out bench/pdf_cases.py")
-    parser.add_argument("--pg-rows", type=int, help="rows in the PostgreSQL table (default 1,000,000; quick 100,000)")
+    parser.add_argument("--no-startup", action="store_true", help="leave out the start-up figures")
+    parser.add_argument("--pg-rows", type=int, help="rows in the PostgreSQL table (default 2,000,000; quick 100,000)")
     parser.add_argument("--csv-rows", type=int, help="synthetic rows for the CSV comparison (default 1,000,000)")
     parser.add_argument("--memory-rows", type=int, help="synthetic rows for the CSV peak-RSS case (default 10,000,000)")
     parser.add_argument("--only", metavar="PREFIX", help="only the cases whose name starts with PREFIX (e.g. pg)")
@@ -151,13 +236,17 @@ def main() -> None:
     sizes = (
         {"pg_rows": 100_000, "csv_rows": 100_000, "memory_rows": 1_000_000}
         if args.quick
-        else {"pg_rows": 1_000_000, "csv_rows": 1_000_000, "memory_rows": 10_000_000}
+        else {"pg_rows": 2_000_000, "csv_rows": 1_000_000, "memory_rows": 10_000_000}
     )
     for key in sizes:
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     results: list[dict[str, Any]] = []
     checks: list[str] = []
+    if not args.no_startup and not args.only:
+        with tempfile.TemporaryDirectory(prefix="exportjob-startup-") as tmp:
+            results += run_startup(args.repeat, Path(tmp))
+        print()
     with tempfile.TemporaryDirectory(prefix="exportjob-bench-") as tmp:
         server = None
         if not args.no_postgres and (not args.only or args.only.startswith("pg")):

@@ -94,16 +94,24 @@ venv, src = cmd[1], cmd[2]
 if Path(src) != Path(workdir):
     fail(f"image-install.sh SRC {src} is not the WORKDIR {workdir}")
 
-# Runtime stage: copies only the venv, installs nothing, non-root 65532, default command.
+# Runtime stage: copies only the venv, installs only the runtime packages, non-root 65532, default command.
 manifests = (repo / "operator/exportjob/controller/manifests.py").read_text()
 uid = re.search(r"^RUN_AS_USER = (\d+)", manifests, re.M).group(1)
 seen = {op for op, _ in runtime["ops"]}
 copies = [rest for op, rest in runtime["ops"] if op == "COPY"]
 if copies != [f"--from={build['alias']} {venv} {venv}"]:
     fail(f"the runtime stage must copy only the venv from the build stage, found {copies}")
+# Only the Debian packages the worker needs at run time (the PDF fonts, qpdf): nothing else, no build tools.
+RUNTIME_PACKAGES = ["fonts-dejavu-core", "fonts-noto-cjk", "qpdf"]
+expected_apt = (
+    "apt-get update && apt-get install -y --no-install-recommends " + " ".join(RUNTIME_PACKAGES)
+    + " && rm -rf /var/lib/apt/lists/*"
+)
 for op, rest in runtime["ops"]:
+    if op == "RUN" and " ".join(rest.split()) == expected_apt:
+        continue
     if op == "RUN" and re.search(r"apt-get|apk |pip|gcc|make|build-essential|curl|wget", rest):
-        fail(f"the runtime stage must install nothing: RUN {rest}")
+        fail(f"the runtime stage may only install {RUNTIME_PACKAGES} (one RUN: {expected_apt!r}): RUN {rest}")
 users = [rest for op, rest in runtime["ops"] if op == "USER"]
 if users != [f"{uid}:{uid}"]:
     fail(f"the runtime stage must end as USER {uid}:{uid} (RUN_AS_USER in manifests.py), found {users}")

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks use, when missing:
-# a PostgreSQL server (tests start their own private instance) and poppler
-# (pdftotext/pdfinfo read our PDFs back in tests), and what the real node needs.
+# a PostgreSQL server (tests start their own private instance), poppler
+# (pdftotext/pdfinfo read our PDFs back in tests), qpdf (`qpdf --check` of our
+# PDFs), the fonts the PDF writer embeds (fonts-dejavu-core, fonts-noto-cjk;
+# the image installs the same: see the Dockerfile's runtime stage), and what
+# the real node needs.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -14,6 +17,9 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v qpdf >/dev/null 2>&1 || need+=(qpdf)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "[system-deps] installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

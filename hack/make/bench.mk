@@ -1,7 +1,7 @@
 # Benchmarks (bench/README.md). Included by the Makefile; `make bench` runs the full sizes
-# (~10 min on 2 cores), `make bench-quick` a smoke run at reduced sizes.
+# (~15 min on 2 cores), `make bench-quick` a smoke run at reduced sizes.
 
-bench: setup system-deps ## Throughput and peak RSS: PostgreSQL/synthetic -> CSV vs psql/csv.writer, PDF vs LongTable.
+bench: setup system-deps ## Start-up; throughput and peak RSS: PostgreSQL (also parallel) and synthetic -> CSV vs psql/csv.writer, PDF (ASCII, 12 scripts) vs LongTable.
 	$(PY) bench/run.py --json bench/out/results.json $(BENCH_ARGS)
 
 bench-quick: setup system-deps ## The benchmarks at reduced sizes, one run each (a smoke run).

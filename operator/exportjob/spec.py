@@ -45,6 +45,7 @@ class _Model(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        defer_build=True,
     )
 
 
@@ -103,6 +104,31 @@ class PostgresSource(_Model):
     statement_timeout_seconds: int | None = Field(
         default=None, ge=1, le=86_400, description="Server-side statement_timeout for the export query."
     )
+    parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description=(
+            "CSV only: connections that export the result at once, each one range of splitColumn, all reading "
+            "one consistent snapshot; the ranges are written in ascending order into the one file. 1: one "
+            "connection, the query's own order."
+        ),
+    )
+    split_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description=(
+            "Integer column of the query's result that parallelism splits into equal-width ranges of its "
+            "min..max (rows with NULL keys last); required when parallelism > 1."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _split_column_for_parallelism(self) -> PostgresSource:
+        if self.parallelism > 1 and self.split_column is None:
+            raise ValueError("parallelism > 1 needs splitColumn (an integer column of the query to split by)")
+        return self
 
 
 class HttpSource(_Model):
@@ -226,9 +252,14 @@ class CsvOptions(_Model):
     @field_validator("delimiter")
     @classmethod
     def _usable_delimiter(cls, value: str) -> str:
-        if value in ('"', "\r", "\n"):
-            raise ValueError("must not be a double quote, CR or LF")
+        if value in ('"', "\r", "\n", "\x00"):
+            raise ValueError("must not be a double quote, CR, LF or NUL")
         return value
+
+
+PdfFontName = Literal[
+    "DejaVuSans", "NotoSansCJK-SC", "NotoSansCJK-TC", "NotoSansCJK-HK", "NotoSansCJK-JP", "NotoSansCJK-KR"
+]
 
 
 class PdfOptions(_Model):
@@ -238,6 +269,17 @@ class PdfOptions(_Model):
     orientation: Literal["portrait", "landscape"] = Field(default="landscape", description="Page orientation.")
     page_size: Literal["A4", "A3", "Letter", "Legal"] = Field(default="A4", description="Paper size.")
     font_size: float = Field(default=8.0, ge=5.0, le=14.0, description="Body font size in points.")
+    fonts: list[PdfFontName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=6,
+        description=(
+            "Font fallback chain, embedded as subsets: each character is printed with the first font that has it "
+            "(a character none has prints as '?', counted in replacedGlyphs). Default [DejaVuSans, NotoSansCJK-SC]: "
+            "Latin, Greek, Cyrillic, then Chinese/Japanese/Korean. Put e.g. NotoSansCJK-JP first among the CJK "
+            "fonts for Japanese glyph forms."
+        ),
+    )
 
 
 ExportFormat = Literal["csv", "pdf"]

@@ -92,4 +92,4 @@ def test_human_size():
 def test_success_message_warns_about_replaced_glyphs():
     result = {"ok": True, "rows": 2, "bytes": 900, "path": "t.pdf", "replacedGlyphs": 2}
     done = transitions.finished(ExportJobStatus(), outcome=Outcome("Succeeded", result=result), now=T2, generation=1)
-    assert "2 characters outside the PDF font" in done.condition("Complete").message
+    assert "2 characters that no font of pdf.fonts has" in done.condition("Complete").message

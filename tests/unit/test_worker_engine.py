@@ -215,7 +215,8 @@ def test_pdf_reports_characters_its_font_cannot_print(tmp_path):
         {
             "format": "pdf",
             "output": {"path": "t.pdf"},
-            "source": {"inline": {"columns": ["city"], "rows": [["Zürich"], ["東京"]]}},
+            # 東京 prints with the CJK fallback font; Ethiopic is in no configured font.
+            "source": {"inline": {"columns": ["city"], "rows": [["Zürich"], ["東京"], ["ሰላ"]]}},
         }
     )
     result = run_export(cjk, str(tmp_path), Credentials())

@@ -141,7 +141,7 @@ def finished(status: ExportJobStatus, *, outcome: Outcome, now: str, generation:
         message = f"wrote {result.get('rows', 0)} rows ({human_size(size)}) to {result.get('path') or status.path}"
         if result.get("replacedGlyphs"):
             message += (
-                f"; {result['replacedGlyphs']} characters outside the PDF font (WinAnsi) were printed as '?'"
+                f"; {result['replacedGlyphs']} characters that no font of pdf.fonts has were printed as '?'"
                 " (see docs/pdf.md)"
             )
         conditions = with_condition(status, COMPLETE, "True", Reason.SUCCEEDED, message, now, generation)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, BinaryIO, Protocol
 
 from exportjob.spec import API_GROUP, ExportJobSpec
@@ -46,6 +45,8 @@ class TableWriter(Protocol):
 
 
 def exportjob_version() -> str:
+    from importlib import metadata  # ~20 ms: only once the export is done
+
     try:
         return metadata.version("exportjob-operator")
     except metadata.PackageNotFoundError:
@@ -57,12 +58,14 @@ def make_writer(spec: ExportJobSpec, sink: BinaryIO, columns: list[str]) -> Tabl
         from .formats.csv_writer import CsvTableWriter
 
         return CsvTableWriter(sink, columns, spec.csv_options)
-    from .formats.pdf_writer import PdfTableWriter, TooManyColumnsError
+    from .formats.pdf_writer import NoFontError, PdfTableWriter, TooManyColumnsError
 
     try:
         return PdfTableWriter(sink, columns, spec.pdf_options)
     except TooManyColumnsError as error:  # a page cannot show them: permanent, the user must choose columns
         raise ExportFailure(Reason.INVALID_SPEC, str(error), retryable=False) from None
+    except NoFontError as error:  # pdf.fonts names only fonts this image lacks: choose others (or fix the image)
+        raise ExportFailure(Reason.INVALID_SPEC, f"pdf.fonts: {error}", retryable=False) from None
 
 
 class _Reporter:
@@ -97,9 +100,9 @@ def run_export(
         sink = output.sink
         copy_csv = getattr(source, "copy_csv", None)
         replaced: int | None = None
-        if spec.format == "csv" and copy_csv is not None:
+        if spec.format == "csv" and copy_csv is not None and source.copy_supported(spec.csv_options):  # type: ignore[attr-defined]
             report = _Reporter(progress, sink, None, progress_interval)
-            rows, columns = copy_csv(sink, spec.columns, spec.csv_options, report)
+            rows, columns = copy_csv(sink, spec.columns, spec.csv_options, report, output.spill_file)
         else:
             stream = project(source.stream(), spec.columns)
             columns = stream.columns

@@ -11,6 +11,11 @@ and retries). SIGTERM/SIGINT remove the partial file and exit 75.
 
 `exportjob-worker serve-file --file PATH` serves one finished file instead
 (`exportjob.worker.servefile`, for `exportjob download`).
+Start-up: every export pays this module's import, so it imports only the
+standard library and the small pure modules here; the spec model (pydantic),
+the engine and the source in use (psycopg for PostgreSQL only) are imported
+when `main()` needs them (`python -X importtime -c "import
+exportjob.worker.main"`; figures in bench/README.md).
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, TextIO
-
-from exportjob.spec import ExportJobSpec, SpecError, parse_spec
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .credentials import Credentials
-from .engine import Progress, execute
 from .errors import CRASHED, ExportFailure, Reason, permanent, redact, redact_value, retryable
 from .result import ExportResult, fit_json, timestamp, utc_now
+
+if TYPE_CHECKING:
+    from exportjob.spec import ExportJobSpec
+
+    from .engine import Progress
 
 SPEC_ENV = "EXPORTJOB_SPEC"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -74,6 +81,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def load_spec(arguments: argparse.Namespace) -> ExportJobSpec:
     """The spec from the arguments or the environment; InvalidSpec failure when absent or invalid."""
+    # pydantic scans every installed package's entry points for plugins when it first builds a validator
+    # (~20-40 ms); the worker uses none.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from exportjob.spec import SpecError, parse_spec
+
     try:
         if arguments.spec_json is not None:
             text = arguments.spec_json
@@ -90,6 +102,19 @@ def load_spec(arguments: argparse.Namespace) -> ExportJobSpec:
     except (OSError, ValueError) as error:  # SpecError and JSONDecodeError are ValueErrors
         detail = str(error) if isinstance(error, SpecError) else f"the spec is not valid JSON: {error}"
         raise permanent(Reason.INVALID_SPEC, detail) from None
+
+
+def execute(
+    spec: ExportJobSpec,
+    output_root: str,
+    credentials: Credentials,
+    progress: Callable[[Progress], None] | None,
+    progress_interval: float,
+) -> ExportResult:
+    """`engine.execute`, imported on first use (it brings the output and format modules)."""
+    from . import engine
+
+    return engine.execute(spec, output_root, credentials, progress, progress_interval)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

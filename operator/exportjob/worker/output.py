@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from exportjob.spec import check_relative_path
 
@@ -204,6 +204,34 @@ class HashingSink:
         return self._hash.hexdigest()
 
 
+class _SpillFile(io.RawIOBase):
+    """A scratch file whose OS errors are reported as the output's write failures (ENOSPC: DiskFull)."""
+
+    def __init__(self, file: BinaryIO, path: str) -> None:
+        super().__init__()
+        self._file = file
+        self._path = path
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            raise write_failure(error, self._path) from None
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._file.seek(offset, whence)
+        except OSError as error:
+            raise write_failure(error, self._path) from None
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
 @dataclass(frozen=True)
 class OutputInfo:
     path: str
@@ -257,6 +285,23 @@ class AtomicOutput:
         if self._sink is None:
             raise RuntimeError("AtomicOutput used outside its context")
         return self._sink
+
+    def spill_file(self) -> BinaryIO:
+        """An anonymous scratch file beside the output (same volume, removed when closed), for data that is
+        appended to the sink later (parallel PostgreSQL ranges). Write errors become `write_failure`s."""
+        assert self._dir_fd is not None
+        try:
+            try:
+                fd = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd)
+            except OSError as error:
+                if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+                name = self._part_name(self._name + ".spill")  # no O_TMPFILE here: a named file, unlinked at once
+                fd = os.open(name, (_PART_FLAGS & ~os.O_WRONLY) | os.O_RDWR, 0o600, dir_fd=self._dir_fd)
+                _unlink_quietly(name, self._dir_fd)
+        except OSError as error:
+            raise write_failure(error, self.path) from None
+        return cast(BinaryIO, _SpillFile(open(fd, "w+b", buffering=WRITE_BUFFER_BYTES), self.path))
 
     def commit(self, manifest_for: Callable[[OutputInfo], dict[str, Any]] | None = None) -> OutputInfo:
         """fsync, rename over the final name, fsync the directory; return size and sha256.

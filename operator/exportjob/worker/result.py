@@ -50,7 +50,7 @@ class ExportResult:
     reason: str | None = None
     message: str | None = None
     retryable: bool | None = None
-    # PDF only: characters outside the standard font's WinAnsi set, printed as '?'.
+    # PDF only: characters that no font of pdf.fonts has, printed as '?'.
     replaced_glyphs: int | None = None
 
     @classmethod

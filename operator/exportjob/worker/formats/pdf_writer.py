@@ -10,40 +10,42 @@ only the byte offset of each object is kept (8 bytes per object, two objects per
 page). ``close()`` writes the page tree, catalog, document info, the
 cross-reference table and the trailer. See docs/pdf.md.
 
-reportlab is still used for what it is good at: font metrics
-(``pdfmetrics.stringWidth``) and paper sizes (``reportlab.lib.pagesizes``).
+reportlab is still used for paper sizes (``reportlab.lib.pagesizes``).
 
-Fonts and glyphs: the text uses the PDF standard fonts Helvetica and
-Helvetica-Bold with ``/WinAnsiEncoding``, not embedded. Text is encoded to
-Windows-1252 (Western European: ASCII, accented Latin letters such as "Zürich",
-"€", "…"); every character outside it (CJK, Cyrillic, Greek, emoji, ...) is
-printed as "?" and counted in ``replaced_glyphs``. Not embedding a font keeps
-the files small and the writer's memory flat; a Unicode export belongs in CSV.
-Control characters (tab, newline, ...) are printed as spaces: a cell is one line.
+Fonts and glyphs (``pdf_fonts``): Unicode TrueType/OpenType fonts, embedded as
+subsets of the glyphs used, written once by ``close()`` (the writer only keeps
+the set of characters each font printed, bounded by the font). Each character
+is printed with the first font of ``pdf.fonts`` that has it (default: DejaVu
+Sans, for Latin, Greek, Cyrillic, ...; then Noto Sans CJK for Chinese, Japanese,
+Korean); a character no configured font has is printed as "?" and counted in
+``replaced_glyphs``. Codes are two bytes (``/Identity-H``): for DejaVu the
+UTF-16 code unit, so ASCII cells cost one ``str.encode`` more than before; a
+``/ToUnicode`` map lets pdftotext and search find the original text. No shaping:
+right-to-left scripts (Arabic, Hebrew) print their letters in logical order,
+unjoined. Control characters (tab, newline, ...) are printed as spaces: a cell
+is one line.
 """
 
 from __future__ import annotations
 
-import codecs
+import gc
 import hashlib
 import math
 import re
 import unicodedata
 import zlib
 from array import array
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from encodings import cp1252
-from itertools import accumulate
 from typing import BinaryIO
 
 from reportlab.lib import pagesizes
-from reportlab.pdfbase import pdfmetrics
 
 from exportjob.spec import PdfOptions
 
-__all__ = ["MIN_FONT_SIZE", "PRODUCER", "PdfTableWriter", "TooManyColumnsError", "max_columns"]
+from .pdf_fonts import DEFAULT_FONTS, FontChain, NoFontError, PdfFont, uncovered_pattern
+
+__all__ = ["MIN_FONT_SIZE", "PRODUCER", "NoFontError", "PdfTableWriter", "TooManyColumnsError", "max_columns"]
 
 PRODUCER = "exportjob-operator"
 
@@ -64,35 +66,25 @@ COMPRESS_LEVEL = 3  # zlib: level 6 is ~25% slower for ~7% smaller pages
 
 _PAGE_SIZES = {"A4": pagesizes.A4, "A3": pagesizes.A3, "Letter": pagesizes.letter, "Legal": pagesizes.legal}
 
-_REGULAR = "Helvetica"
-_BOLD = "Helvetica-Bold"
-_ASCENT = 0.718  # Helvetica's ascender and descender, in em (AFM)
-_DESCENT = 0.207
-_ELLIPSIS = 0x85  # "…" in Windows-1252 / WinAnsiEncoding
-_QUESTION = 0x3F
+_ELLIPSIS = "\u2026"
+_QUESTION = "?"
 
-# Fixed object numbers; pages follow as (content stream, page) pairs from _FIRST_PAGE_OBJ.
-_CATALOG, _PAGES, _INFO, _FONT_REGULAR, _FONT_BOLD, _RESOURCES, _TOTAL_PAGES = 1, 2, 3, 4, 5, 6, 7
-_FIRST_PAGE_OBJ = 8
+# Fixed object numbers; pages follow as (content stream, page) pairs from _FIRST_PAGE_OBJ; the fonts' objects
+# are numbered after the pages, at close.
+_CATALOG, _PAGES, _INFO, _RESOURCES, _TOTAL_PAGES = 1, 2, 3, 4, 5
+_FIRST_PAGE_OBJ = 6
 
 # Control characters are printed as spaces; \ ( ) must be escaped in PDF literal strings.
 _CTRL_TABLE = bytes(32 if (b < 32 or b == 127) else b for b in range(256))
+_CTRL_STR = {code: " " for code in (*range(32), 127)}
 _SPECIAL = re.compile(rb"[\x00-\x1f\x7f\\()]")  # anything needing more than a copy
-_CP1252_ENCODING_TABLE = cp1252.encoding_table
+_PRINTABLE_ASCII = "".join(map(chr, range(32, 127)))
 
 
-def _widths(font_name: str) -> list[int]:
-    """Advance widths (1/1000 em, integers as in the AFM files) of the 256 WinAnsi codes, from reportlab."""
-    table = []
-    for code in range(256):
-        if code < 32 or code == 127:
-            code = 32  # printed as a space
-        try:
-            char = bytes([code]).decode("cp1252")
-        except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90, 0x9D: never produced by the encoder
-            char = "?"
-        table.append(round(pdfmetrics.stringWidth(char, font_name, 1000)))
-    return table
+def _ascii_widths(font: PdfFont) -> list[int]:
+    """Advance widths (1/1000 em) of the 256 byte values as ASCII text of `font`: controls as spaces, 0 above."""
+    space = font.widths[" "]
+    return [(space if (b < 32 or b == 127) else font.widths.get(chr(b), 0)) if b < 128 else 0 for b in range(256)]
 
 
 def _width_tables(table: list[int]) -> tuple[bytes, bytes]:
@@ -102,12 +94,6 @@ def _width_tables(table: list[int]) -> tuple[bytes, bytes]:
     ``data`` computed entirely in C, several times faster than summing per byte in Python.
     """
     return bytes(w >> 8 for w in table), bytes(w & 0xFF for w in table)
-
-
-_W_REGULAR = _widths(_REGULAR)
-_W_BOLD = _widths(_BOLD)
-_HI_REGULAR, _LO_REGULAR = _width_tables(_W_REGULAR)
-_MIN_GLYPH = min(_W_REGULAR[32:])  # the narrowest glyph bounds how many characters can ever fit
 
 
 def _format_cell(value: object) -> str:
@@ -127,16 +113,8 @@ def _escape(data: bytes) -> bytes:
     return data.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
-def _fit(data: bytes, limit: float, table: list[int]) -> tuple[bytes, int]:
-    """Cut ``data`` so that it plus an ellipsis fits ``limit`` (1/1000 em); return it and the kept length."""
-    cumulative = list(accumulate(map(table.__getitem__, data)))
-    if not cumulative or cumulative[-1] <= limit:
-        return data, len(data)
-    room = limit - table[_ELLIPSIS]
-    if room < 0:
-        return b"", 0  # narrower than an ellipsis: print nothing
-    kept = data[: bisect_right(cumulative, room)].rstrip(b" ")
-    return kept + b"\x85", len(kept)
+def _hex(codes: bytes) -> bytes:
+    return b"<" + codes.hex().encode() + b">"
 
 
 def _fmt(number: float) -> bytes:
@@ -192,9 +170,9 @@ class PdfTableWriter:
     The first ``sample_rows`` rows are buffered to fit the column widths; after that
     every full page is compressed and written at once. ``close()`` finishes the
     document but does not close ``sink``. Attributes after (and during) writing:
-    ``pages``, ``rows``, ``replaced_glyphs`` (characters printed as "?" because the
-    standard fonts lack them), ``font_size`` (body font size actually used) and
-    ``column_widths`` (points).
+    ``pages``, ``rows``, ``replaced_glyphs`` (characters printed as "?" because no
+    configured font has them), ``font_size`` (body font size actually used) and
+    ``column_widths`` (points). ``NoFontError`` when no font of the chain is installed.
     """
 
     def __init__(
@@ -232,6 +210,24 @@ class PdfTableWriter:
         self.column_widths: list[float] = []
 
         self._page_w, self._page_h = _page_size(options)
+
+        names = options.fonts or DEFAULT_FONTS
+        self._regular = FontChain(names, bold=False, prefix=b"F")
+        self._bold = FontChain(names, bold=True, prefix=b"B")
+        primary = self._primary = self._regular.primary
+        if any(ch not in primary.widths for ch in _PRINTABLE_ASCII + _ELLIPSIS):
+            raise NoFontError(f"the first PDF font ({primary.name}) lacks ASCII characters or the ellipsis")
+        primary.used.update(_PRINTABLE_ASCII + _ELLIPSIS)  # the ASCII fast path prints these without recording
+        self._widths = _ascii_widths(primary)
+        self._hi, self._lo = _width_tables(self._widths)
+        self._min_glyph = max(1, min(self._widths[32:127]))  # the narrowest glyph bounds how many characters fit
+        self._ellipsis_w = primary.widths[_ELLIPSIS]
+        self._ascent, self._descent = primary.ascent, primary.descent
+        self._uncovered = uncovered_pattern(primary.widths)
+        # A TrueType first font also serves printable ASCII as a simple font (/A1, WinAnsi, one byte per
+        # character, the same embedded subset): the hot path writes ASCII cells exactly as with a base font.
+        self._simple = not primary.cff
+        self._home = b"A1" if self._simple else primary.resource
 
         self._sample: list[list[str]] | None = []
         self._pos = 0
@@ -298,13 +294,13 @@ class PdfTableWriter:
         min_text = MIN_COLUMN_EM * size
 
         # Natural text width of every column: the header (bold) and the sampled cells.
-        natural = [pdfmetrics.stringWidth(h, _BOLD, size) for h in self._columns]
+        natural = [self._width(h, self._bold) * size / 1000 for h in self._columns]
         numeric = [True] * ncols
         seen = [False] * ncols
         for row in sample:
             for c, text in enumerate(row):
                 if text:
-                    w = self._measure(text) * size / 1000
+                    w = self._width(text, self._regular) * size / 1000
                     if w > natural[c]:
                         natural[c] = w
         natural = [max(n, min_text) for n in natural]
@@ -325,11 +321,12 @@ class PdfTableWriter:
         prefix_graphics: list[bytes] = []
         prefix_text: list[bytes] = [b"BT\n0 g\n"]
         if opts.title:
-            title = self._prepare(opts.title, usable, _W_BOLD, title_size, count=True)
+            title, _ = self._show(opts.title, usable * 1000 / title_size, self._bold, title_size)
             title_h = title_size * 1.6
-            baseline = top - title_h + (title_h - title_size * (_ASCENT + _DESCENT)) / 2 + title_size * _DESCENT
+            ascent, descent = self._ascent, self._descent
+            baseline = top - title_h + (title_h - title_size * (ascent + descent)) / 2 + title_size * descent
             prefix_text.append(
-                b"/F2 %s Tf 1 0 0 1 %s %s Tm (%s) Tj\n" % (_fmt(title_size), _fmt(MARGIN), _fmt(baseline), title)
+                b"/B1 %s Tf 1 0 0 1 %s %s Tm %s\n" % (_fmt(title_size), _fmt(MARGIN), _fmt(baseline), title)
             )
             top -= title_h
         header_bottom = top - row_h
@@ -350,37 +347,37 @@ class PdfTableWriter:
         self._text_right = [left + pad + tw for left, tw in zip(lefts, text_widths)]
         self._x_prefix = [b"1 0 0 1 %s " % _fmt(left + pad) for left in lefts]
         # A cell of more than this many bytes may be too wide and must be measured; fewer always fit.
-        widest = max(_W_REGULAR[32:])
+        widest = max(self._widths[32:127])
         self._fast_len = [int(limit // widest) for limit in self._text_limit]
         # A cell of more characters than this never fits: longer values are cut before encoding.
-        self._max_chars = [int(limit // _MIN_GLYPH) + 2 for limit in self._text_limit]
+        self._max_chars = [int(limit // self._min_glyph) + 2 for limit in self._text_limit]
 
         # Header row (bold), baseline-aligned in its band.
-        offset = (row_h - size * (_ASCENT + _DESCENT)) / 2 + size * _DESCENT
-        prefix_text.append(b"/F2 %s Tf\n" % _fmt(size))
+        offset = (row_h - size * (self._ascent + self._descent)) / 2 + size * self._descent
+        prefix_text.append(b"/B1 %s Tf\n" % _fmt(size))
         header_y = _fmt(header_bottom + offset)
         for c, name in enumerate(self._columns):
-            data = self._prepare(name, text_widths[c], _W_BOLD, size, count=True)
+            data, width = self._show(name, text_widths[c] * 1000 / size, self._bold, size)
             if not data:
                 continue
             if self._right[c]:
-                w = sum(map(_W_BOLD.__getitem__, _unescape(data))) * size / 1000
-                xpos = b"1 0 0 1 %s " % _fmt(self._text_right[c] - w)
+                xpos = b"1 0 0 1 %s " % _fmt(self._text_right[c] - width * size / 1000)
             else:
                 xpos = self._x_prefix[c]
-            prefix_text.append(b"%s%s Tm (%s) Tj\n" % (xpos, header_y, data))
-        prefix_text.append(b"/F1 %s Tf\n" % _fmt(size))
+            prefix_text.append(b"%s%s Tm %s\n" % (xpos, header_y, data))
+        prefix_text.append(b"/%s %s Tf\n" % (self._home, _fmt(size)))
 
         # Body rows: as many as fit between the header and the footer.
         footer_h = footer_size * 2.0
         bottom = MARGIN + footer_h
         self._rows_per_page = max(1, int((header_bottom - bottom) // row_h))
         self._row_bottoms = [header_bottom - (i + 1) * row_h for i in range(self._rows_per_page)]
-        self._row_y = [b"%s Tm (" % _fmt(b + offset) for b in self._row_bottoms]
+        self._row_y = [b"%s Tm " % _fmt(b + offset) for b in self._row_bottoms]
+        self._row_y_literal = [y + b"(" for y in self._row_y]
         self._usable = usable
         self._prefix_graphics = b"".join(prefix_graphics)
         self._prefix_text = b"".join(prefix_text)
-        self._footer_y = MARGIN + (footer_h - footer_size * (_ASCENT + _DESCENT)) / 2
+        self._footer_y = MARGIN + (footer_h - footer_size * (self._ascent + self._descent)) / 2
         self._stripes: dict[int, bytes] = {}
 
     @staticmethod
@@ -440,32 +437,77 @@ class PdfTableWriter:
                     if not _looks_numeric(text):
                         numeric[c] = False
 
-    @staticmethod
-    def _measure(text: str) -> float:
-        data = text.encode("cp1252", "replace").translate(_CTRL_TABLE)
-        return sum(map(_W_REGULAR.__getitem__, data))
+    def _home_string(self, ascii_text: bytes) -> bytes:
+        """A string operand for printable ASCII in the home font: literal (simple font) or hex codes."""
+        if self._simple:
+            return b"(" + _escape(ascii_text) + b")"
+        return _hex(self._primary.encode(ascii_text.decode()))
 
-    def _encode(self, text: str) -> tuple[bytes, list[int]]:
-        """Windows-1252 bytes of ``text`` (NFC) with "?" for what it lacks, and where those are."""
-        text = unicodedata.normalize("NFC", text)
-        out = bytearray()
-        replaced = []
-        for i, ch in enumerate(text):
-            try:
-                out += ch.encode("cp1252")
-            except UnicodeEncodeError:
-                out.append(_QUESTION)
-                replaced.append(i)
-        return bytes(out), replaced
+    def _width(self, text: str, chain: FontChain) -> int:
+        """Width of one line of text in 1/1000 em, each character in the font that prints it ("?" when none)."""
+        if text.isascii() and chain is self._regular:
+            data = text.encode().translate(_CTRL_TABLE)
+            return (sum(data.translate(self._hi)) << 8) + sum(data.translate(self._lo))
+        total = 0
+        question = chain.primary.widths[_QUESTION]
+        for ch in unicodedata.normalize("NFC", text).translate(_CTRL_STR):
+            font = chain.font_for(ch)
+            total += font.widths[ch] if font is not None else question
+        return total
 
-    def _prepare(self, text: str, width: float, table: list[int], size: float, *, count: bool) -> bytes:
-        """Encode, fit with an ellipsis and escape one piece of text of a given font."""
-        data, replaced = self._encode(text[: int(width * 1000 / size // _MIN_GLYPH) + 2])
-        data = data.translate(_CTRL_TABLE)
-        data, kept = _fit(data, width * 1000 / size, table)
-        if count:
-            self.replaced_glyphs += bisect_right(replaced, kept - 1)
-        return _escape(data)
+    def _show(
+        self, text: str, limit: float, chain: FontChain, size: float, home: bytes | None = None
+    ) -> tuple[bytes, int]:
+        """Text-showing operators for `text` cut to `limit` (1/1000 em) with an ellipsis, and their width.
+
+        The general path (any character, font fallback); the hot loop takes it for cells that are not
+        ASCII or do not fit. `home`: the font resource selected before and after (None: the chain's
+        first font). Counts replaced characters.
+        """
+        text = unicodedata.normalize("NFC", text).translate(_CTRL_STR)
+        primary = chain.primary
+        pieces: list[tuple[PdfFont, str, int]] = []  # (font, character, width)
+        for ch in text:
+            font = chain.font_for(ch)
+            if font is None:
+                pieces.append((primary, _QUESTION, -primary.widths[_QUESTION]))  # negative: a replacement
+            else:
+                pieces.append((font, ch, font.widths[ch]))
+        total = sum(abs(w) for _, _, w in pieces)
+        if total > limit:
+            room = limit - primary.widths.get(_ELLIPSIS, 0)
+            kept, used = 0, 0
+            for _, _, w in pieces:
+                if used + abs(w) > room:
+                    break
+                used += abs(w)
+                kept += 1
+            pieces = pieces[:kept]
+            while pieces and pieces[-1][1] == " ":
+                pieces.pop()
+            if room < 0:
+                return b"", 0
+            pieces.append((primary, _ELLIPSIS, primary.widths[_ELLIPSIS]))
+            total = sum(abs(w) for _, _, w in pieces)
+        self.replaced_glyphs += sum(1 for _, _, w in pieces if w < 0)
+        ops = []
+        current: PdfFont | None = primary if home is None else None
+        start = 0
+        for index in range(1, len(pieces) + 1):
+            if index == len(pieces) or pieces[index][0] is not pieces[start][0]:
+                font = pieces[start][0]
+                run = "".join(ch for _, ch, _ in pieces[start:index])
+                font.used.update(run)
+                if font is not current:
+                    ops.append(b"/%s %s Tf " % (font.resource, _fmt(size)))
+                    current = font
+                ops.append(_hex(font.encode(run)) + b" Tj")
+                start = index
+        if home is None and current is not primary:
+            ops.append(b" /%s %s Tf" % (primary.resource, _fmt(size)))
+        elif home is not None and current is not None:
+            ops.append(b" /%s %s Tf" % (home, _fmt(size)))
+        return b" ".join(ops), total
 
     # --- rows and pages --------------------------------------------------------------------
 
@@ -475,6 +517,7 @@ class PdfTableWriter:
         append = self._page_parts.append
         per_page = self._rows_per_page
         row_y = self._row_y
+        row_y_literal = self._row_y_literal
         x_prefix = self._x_prefix
         right = self._right
         text_right = self._text_right
@@ -482,12 +525,21 @@ class PdfTableWriter:
         fast_len = self._fast_len
         max_chars = self._max_chars
         scale = self.font_size / 1000
-        widths = _W_REGULAR
-        hi, lo = _HI_REGULAR, _LO_REGULAR
+        hi, lo = self._hi, self._lo
         special_search = _SPECIAL.search
-        charmap_encode = codecs.charmap_encode
-        encoding_table = _CP1252_ENCODING_TABLE
-        ctrl_table = _CTRL_TABLE
+        primary = self._primary
+        covered_width = primary.widths.__getitem__
+        uncovered_search = self._uncovered.search
+        record = primary.used.update
+        is_nfc = unicodedata.is_normalized
+        show = self._show
+        chain = self._regular
+        size = self.font_size
+        unicode_codes = self._simple  # the fast paths need a TrueType first font (/A1 and codes = UTF-16)
+        home = self._home
+        size_text = _fmt(size)
+        to_unicode_font = b"/%s %s Tf " % (primary.resource, size_text)
+        to_home = b" /%s %s Tf\n" % (home, _fmt(size))
         columns = range(ncols)
         page_row = self._page_row
         count = 0
@@ -500,6 +552,7 @@ class PdfTableWriter:
                     self._flush_page()
                     page_row = 0
                 y = row_y[page_row]
+                y_literal = row_y_literal[page_row]
                 page_row += 1
                 count += 1
                 for c in columns:
@@ -522,32 +575,68 @@ class PdfTableWriter:
                         continue
                     if len(text) > max_chars[c]:
                         text = text[: max_chars[c]]
-                    if text.isascii():
+                    if not unicode_codes:
+                        pass
+                    elif text.isascii():
+                        # The fast path: printable ASCII that fits, as a literal string of UTF-16 codes.
                         data = text.encode()
+                        if special_search(data) is None:
+                            width = -1
+                            if len(data) > fast_len[c]:
+                                width = (sum(data.translate(hi)) << 8) + sum(data.translate(lo))
+                            if width <= limits[c]:
+                                if right[c]:
+                                    if width < 0:
+                                        width = (sum(data.translate(hi)) << 8) + sum(data.translate(lo))
+                                    append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
+                                else:
+                                    append(x_prefix[c])
+                                append(y_literal)
+                                append(data)
+                                append(b") Tj\n")
+                                continue
+                    elif uncovered_search(text) is None and is_nfc("NFC", text):
+                        # Every character in the first font (accented Latin, Greek, Cyrillic, ...): no fallback.
+                        width = sum(map(covered_width, text))
+                        if width <= limits[c]:
+                            record(text)
+                            if right[c]:
+                                append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
+                            else:
+                                append(x_prefix[c])
+                            append(y)
+                            append(to_unicode_font)
+                            append(_hex(text.encode("utf-16-be")))
+                            append(b" Tj")
+                            append(to_home)
+                            continue
                     else:
-                        try:
-                            data = charmap_encode(text, "strict", encoding_table)[0]
-                        except UnicodeEncodeError:
-                            # Characters the standard fonts lack: "?", counted where printed.
-                            data, replaced = self._encode(text)
-                            data = data.translate(ctrl_table)
-                            data, kept = _fit(data, limits[c], widths)
-                            self.replaced_glyphs += bisect_right(replaced, kept - 1)
-                    special = special_search(data)
-                    if special:
-                        data = data.translate(ctrl_table)
-                    if len(data) > fast_len[c] and (sum(data.translate(hi)) << 8) + sum(data.translate(lo)) > limits[c]:
-                        data = _fit(data, limits[c], widths)[0]
-                    if not data:
+                        # One fallback font has every character (e.g. a CJK name): the cell in that font.
+                        single = chain.single_font(text) if is_nfc("NFC", text) else None
+                        if single is not None:
+                            width = sum(map(single.widths.__getitem__, text))
+                            if width <= limits[c]:
+                                single.used.update(text)
+                                if right[c]:
+                                    append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
+                                else:
+                                    append(x_prefix[c])
+                                append(y)
+                                append(b"/%s %s Tf " % (single.resource, size_text))
+                                append(_hex(single.encode(text)))
+                                append(b" Tj")
+                                append(to_home)
+                                continue
+                    ops, width = show(text, limits[c], chain, size, home)
+                    if not ops:
                         continue
                     if right[c]:
-                        width = (sum(data.translate(hi)) << 8) + sum(data.translate(lo))
                         append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
                     else:
                         append(x_prefix[c])
                     append(y)
-                    append(_escape(data) if special else data)
-                    append(b") Tj\n")
+                    append(ops)
+                    append(b"\n")
         finally:
             self._page_row = page_row
             self.rows += count
@@ -568,7 +657,7 @@ class PdfTableWriter:
         number = self.pages + 1
         size = self._footer_size
         label = b"Page %d of " % number
-        label_w = sum(map(_W_REGULAR.__getitem__, label)) * size / 1000
+        label_w = sum(map(self._widths.__getitem__, label)) * size / 1000
         content = b"".join(
             (
                 b"q\n",
@@ -577,7 +666,8 @@ class PdfTableWriter:
                 b"Q\n",
                 self._prefix_text,
                 *self._page_parts,
-                b"/F1 %s Tf 1 0 0 1 %s %s Tm (%s) Tj\nET\n" % (_fmt(size), _fmt(MARGIN), _fmt(self._footer_y), label),
+                b"/%s %s Tf 1 0 0 1 %s %s Tm %s Tj\nET\n"
+                % (self._home, _fmt(size), _fmt(MARGIN), _fmt(self._footer_y), self._home_string(label)),
                 # The total page count is only known at close(): a form XObject written then.
                 b"q 1 0 0 1 %s %s cm /Tot Do Q\n" % (_fmt(MARGIN + label_w), _fmt(self._footer_y)),
             )
@@ -602,24 +692,15 @@ class PdfTableWriter:
         self._pos += len(data)
 
     def _object(self, number: int, body: bytes) -> None:
-        if number == len(self._offsets):
-            self._offsets.append(self._pos)
-        else:
-            self._offsets[number] = self._pos
+        if number >= len(self._offsets):
+            self._offsets.extend([0] * (number + 1 - len(self._offsets)))
+        self._offsets[number] = self._pos
         self._write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
 
     def _write_head(self) -> None:
         self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
         self._object(_CATALOG, b"<< /Type /Catalog /Pages %d 0 R >>" % _PAGES)
-        for number, name in ((_FONT_REGULAR, _REGULAR), (_FONT_BOLD, _BOLD)):
-            self._object(
-                number, b"<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding /WinAnsiEncoding >>" % name.encode()
-            )
-        self._object(
-            _RESOURCES,
-            b"<< /ProcSet [/PDF /Text] /Font << /F1 %d 0 R /F2 %d 0 R >> /XObject << /Tot %d 0 R >> >>"
-            % (_FONT_REGULAR, _FONT_BOLD, _TOTAL_PAGES),
-        )
+        # The fonts and the resource dictionary naming them are written by close(), once every glyph is known.
 
     def _write_tail(self) -> None:
         # Page tree: one flat /Kids array, written in chunks (page object numbers are computable).
@@ -632,15 +713,33 @@ class PdfTableWriter:
 
         size = self._footer_size
         total = b"%d" % self.pages
-        total_w = sum(map(_W_REGULAR.__getitem__, total)) * size / 1000
-        form = b"BT /F1 %s Tf 0 0 Td (%s) Tj ET" % (_fmt(size), total)
+        total_w = sum(map(self._widths.__getitem__, total)) * size / 1000
+        form = b"BT /%s %s Tf 0 0 Td %s Tj ET" % (self._home, _fmt(size), self._home_string(total))
+        fonts = []
+        home_obj = 0
+        self._regular.release()  # before any font is subset: the lookup tables are no longer needed
+        self._bold.release()
+        gc.collect()
+        for font in self._regular.used_fonts() + self._bold.used_fonts():
+            first = len(self._offsets)
+            simple = self._simple and font is self._primary
+            for number, body in font.objects(first, simple=simple):
+                self._object(number, body)
+            fonts.append(b"/%s %d 0 R" % (font.resource, first))
+            if simple:
+                fonts.append(b"/A1 %d 0 R" % (first + 6))
+            if font is self._primary:
+                home_obj = first + 6 if simple else first
+        self._object(
+            _RESOURCES,
+            b"<< /ProcSet [/PDF /Text] /Font << %s >> /XObject << /Tot %d 0 R >> >>" % (b" ".join(fonts), _TOTAL_PAGES),
+        )
         self._object(
             _TOTAL_PAGES,
             (
-                b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] "
-                b"/Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\n"
-                b"stream\n%s\nendstream"
-                % (_fmt(-size), _fmt(total_w + size), _fmt(2 * size), _FONT_REGULAR, len(form), form)
+                b"<< /Type /XObject /Subtype /Form /BBox [0 %s %s %s] /Resources << /Font << /%s %d 0 R >> >> "
+                b"/Length %d >>\nstream\n%s\nendstream"
+                % (_fmt(-size), _fmt(total_w + size), _fmt(2 * size), self._home, home_obj, len(form), form)
             ),
         )
 
@@ -671,7 +770,3 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf)")
 
 def _looks_numeric(text: str) -> bool:
     return _NUMBER.fullmatch(text) is not None
-
-
-def _unescape(data: bytes) -> bytes:
-    return data.replace(b"\\)", b")").replace(b"\\(", b"(").replace(b"\\\\", b"\\")

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import re
 import select
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
@@ -42,11 +44,13 @@ from ..errors import ExportFailure, Reason, permanent, redact, retryable
 from ..rows import Batch, RowStream, resolve_projection, titles
 from .base import RowSource
 
-UTF8_BOM = b"\xef\xbb\xbf"
 FLUSH_BYTES = 256 * 1024  # COPY rows are gathered up to this size, then written (and hashed) at once
+SPILL_COPY_BYTES = 1024 * 1024  # parallel ranges: spilled ranges are appended to the output in blocks of this size
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
 _BOOL_OID = 16
-_TEXT_CATEGORIES = ("S", "E")  # pg_type.typcategory: string types (text, varchar, char, name, citext) and enums
+# pg_type.typcategory of the values the formula guard applies to: string types (text, varchar, char, name,
+# citext), enums and user-defined/other types (xml, json, jsonb, hstore, ...: their text can start with anything).
+_TEXT_CATEGORIES = ("S", "E", "U", "X")
 _COPY_ENCODINGS = {"utf-8": "UTF8", "utf-8-sig": "UTF8", "latin-1": "LATIN1"}
 # Login problems that a retry cannot fix (checked on the connect error's text; libpq gives no SQLSTATE there).
 _LOGIN_REJECTED = re.compile(
@@ -55,6 +59,15 @@ _LOGIN_REJECTED = re.compile(
     r"permission denied for database|SSL .*required",
     re.IGNORECASE,
 )
+# libpq's complaints about a parameter value of the DSN (port=notaport, sslmode=bogus, ...): permanent.
+_INVALID_PARAMETER = re.compile(
+    r"invalid (integer value|port number|\w+ value|connection option|\w+ method)|"
+    r"unrecognized (value|option)|could not parse",
+    re.IGNORECASE,
+)
+_SESSION_OPTIONS = "-c default_transaction_read_only=on"
+_XML_OID = 142
+_INT_OIDS = (20, 21, 23)  # int8, int2, int4: the types splitColumn accepts
 # SQLSTATEs of transient server conditions: retrying the same query may succeed.
 _TRANSIENT_STATES = ("57P01", "57P02", "57P03", "40001", "40P01", "55P03")
 _TRANSIENT_CLASSES = ("08", "53", "58")
@@ -96,21 +109,35 @@ class PostgresSource(RowSource):
         params.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT_SECONDS)
         params.setdefault("application_name", "exportjob-worker")
         params["client_encoding"] = "UTF8"  # server messages and the cursor path decode as UTF-8
+        # The session itself is read-only (not only the transaction), so that nothing the query does can
+        # start a writable transaction; `-c` options are applied by the server at login.
+        params["options"] = (str(params.get("options") or "") + " " + _SESSION_OPTIONS).strip()
+        self._params = params
+        self._connection = self._connect()
+
+    def _connect(self, snapshot: str | None = None) -> psycopg.Connection[Any]:
+        """One more connection with the export's settings, in a READ ONLY transaction (REPEATABLE READ when
+        several connections share one snapshot)."""
         try:
-            connection = psycopg.connect(**params)
+            connection = psycopg.connect(**self._params)
         except psycopg.Error as error:
             raise self._connect_failure(error) from None
-        self._connection = connection
         try:
             connection.read_only = True
-            settings = {"cursor_tuple_fraction": "1"}
+            if self._spec.parallelism > 1:
+                connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            settings = {"cursor_tuple_fraction": "1", "synchronize_seqscans": "off"}
             if self._spec.statement_timeout_seconds is not None:
                 settings["statement_timeout"] = f"{self._spec.statement_timeout_seconds}s"
             with connection.cursor() as cursor:
+                if snapshot is not None:  # must be the transaction's first statement
+                    cursor.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
                 for name, value in settings.items():
                     cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
         except psycopg.Error as error:
+            connection.close()
             raise self._query_failure(error) from None
+        return connection
 
     def close(self) -> None:
         if self._connection is not None:
@@ -122,6 +149,11 @@ class PostgresSource(RowSource):
 
     def _connect_failure(self, error: psycopg.Error) -> ExportFailure:
         text = _one_line(redact(str(error), [self._dsn]))
+        if _INVALID_PARAMETER.search(text):
+            return permanent(
+                Reason.INVALID_CREDENTIALS,
+                f"the PostgreSQL connection string has an invalid parameter (fix the connection Secret): {text}",
+            )
         if _LOGIN_REJECTED.search(text):
             return permanent(
                 Reason.INVALID_CREDENTIALS,
@@ -160,16 +192,22 @@ class PostgresSource(RowSource):
 
     # -- CSV: COPY ... TO STDOUT --------------------------------------------------------------
 
+    @staticmethod
+    def copy_supported(options: CsvOptions) -> bool:
+        """Whether COPY can render this CSV: it takes only a one-byte delimiter (others use the cursor path)."""
+        return options.delimiter.isascii() and options.delimiter != "\x00"
+
     def describe(self) -> tuple[list[str], list[int]]:
         """Column names and type OIDs of the query, from a `LIMIT 0` probe."""
+        probe = sql.SQL("SELECT * FROM (\n{}\n) AS q LIMIT 0").format(sql.SQL(self._query))
         try:
-            with self.connection.cursor() as cursor:
-                cursor.execute(sql.SQL("SELECT * FROM (\n{}\n) AS q LIMIT 0").format(sql.SQL(self._query)))
-                if cursor.description is None:
-                    raise permanent(Reason.QUERY_FAILED, "the query returns no rows; use a SELECT")
-                return [c.name for c in cursor.description], [c.type_code for c in cursor.description]
+            result = _single(self.connection, probe)
         except psycopg.Error as error:
             raise self._query_failure(error) from None
+        if result.nfields == 0:
+            raise permanent(Reason.QUERY_FAILED, "the query returns no columns; use a SELECT")
+        names = [(result.fname(i) or b"").decode("utf-8", "replace") for i in range(result.nfields)]
+        return names, [result.ftype(i) for i in range(result.nfields)]
 
     def _text_like(self, oids: Sequence[int]) -> set[int]:
         try:
@@ -178,12 +216,18 @@ class PostgresSource(RowSource):
                     "SELECT oid::int8 FROM pg_type WHERE oid = ANY(%s::oid[]) AND typcategory = ANY(%s)",
                     (list(set(oids)), list(_TEXT_CATEGORIES)),
                 )
-                return {int(row[0]) for row in cursor.fetchall()}
+                return {int(row[0]) for row in cursor.fetchall()} | ({_XML_OID} & set(oids))
         except psycopg.Error as error:
             raise self._query_failure(error) from None
 
-    def copy_statement(self, wanted: Sequence[Column] | None, options: CsvOptions) -> tuple[sql.Composed, list[str]]:
-        """The COPY statement that renders the export server-side, and the header titles."""
+    def copy_statements(
+        self, wanted: Sequence[Column] | None, options: CsvOptions
+    ) -> tuple[list[sql.Composed], list[str]]:
+        """The COPY statements that render the export server-side (one per range), and the header titles.
+
+        The header row is not COPY's: PostgreSQL cuts identifiers to 63 bytes, so the worker writes the
+        titles itself (exactly as the Python CSV path does) and every COPY runs with HEADER false.
+        """
         names, oids = self.describe()
         indexes = resolve_projection(names, wanted)
         if indexes is None:
@@ -191,7 +235,7 @@ class PostgresSource(RowSource):
         headers = titles(names, wanted)
         text_like = self._text_like([oids[i] for i in indexes]) if options.formula_escape else set()
         items = []
-        for title, index in zip(headers, indexes):
+        for position, index in enumerate(indexes):
             column = sql.SQL("q.{}").format(sql.Identifier(f"c{index}"))
             expression: sql.Composable = column
             if oids[index] == _BOOL_OID:  # boolean::text is true/false, as the Python path writes (COPY: t/f)
@@ -209,22 +253,60 @@ class PostgresSource(RowSource):
                     number=sql.Literal(formula.PG_NUMBER_REGEX),
                     prefix=sql.Literal(formula.ESCAPE_PREFIX),
                 )
-            alias = formula.escape(title) if options.formula_escape else title
-            items.append(sql.SQL("{} AS {}").format(expression, sql.Identifier(alias)))
+            items.append(sql.SQL("{} AS {}").format(expression, sql.Identifier(f"o{position}")))
         # Positional aliases (q(c0, c1, ...)) so that duplicated or odd column names stay addressable.
         positional = sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(names)))
-        select = sql.SQL("SELECT {} FROM (\n{}\n) AS q{}").format(
-            sql.SQL(", ").join(items),
-            sql.SQL(self._query),
-            sql.SQL("({})").format(positional) if names else sql.SQL(""),
+        statements = []
+        for predicate in self._ranges(names, oids):
+            select = sql.SQL("SELECT {} FROM (\n{}\n) AS q({}){}").format(
+                sql.SQL(", ").join(items),
+                sql.SQL(self._query),
+                positional,
+                sql.SQL("") if predicate is None else sql.SQL(" WHERE {}").format(predicate),
+            )
+            statements.append(
+                sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER false, DELIMITER {}, ENCODING {})").format(
+                    select, sql.Literal(options.delimiter), sql.Literal(_COPY_ENCODINGS[options.encoding])
+                )
+            )
+        return statements, headers
+
+    def _ranges(self, names: list[str], oids: list[int]) -> list[sql.Composable | None]:
+        """One WHERE predicate per range of `splitColumn` (ascending, NULLs last), or [None] for one range."""
+        column = self._spec.split_column
+        if self._spec.parallelism <= 1 or column is None:
+            return [None]
+        if column not in names:
+            raise permanent(
+                Reason.INVALID_SPEC, f"splitColumn {column!r} is not a column of the query (it has: {', '.join(names)})"
+            )
+        index = names.index(column)
+        if oids[index] not in _INT_OIDS:
+            raise permanent(Reason.INVALID_SPEC, f"splitColumn {column!r} must be an integer column (int2/4/8)")
+        key = sql.SQL("q.{}").format(sql.Identifier(f"c{index}"))
+        positional = sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(names)))
+        bounds = sql.SQL("SELECT min({k})::int8, max({k})::int8 FROM (\n{q}\n) AS q({p})").format(
+            k=key, q=sql.SQL(self._query), p=positional
         )
-        statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER {}, DELIMITER {}, ENCODING {})").format(
-            select,
-            sql.SQL("true" if options.header else "false"),
-            sql.Literal(options.delimiter),
-            sql.Literal(_COPY_ENCODINGS[options.encoding]),
-        )
-        return statement, headers
+        try:
+            result = _single(self.connection, bounds)
+        except psycopg.Error as error:
+            raise self._query_failure(error) from None
+        low, high = result.get_value(0, 0), result.get_value(0, 1)
+        if low is None or high is None:
+            return [None]
+        cuts = split_points(int(low), int(high), self._spec.parallelism)
+        predicates: list[sql.Composable | None] = []
+        for number in range(len(cuts) + 1):
+            parts = []
+            if number > 0:
+                parts.append(sql.SQL("{} >= {}").format(key, sql.Literal(cuts[number - 1])))
+            if number < len(cuts):
+                parts.append(sql.SQL("{} < {}").format(key, sql.Literal(cuts[number])))
+            if number == len(cuts):  # the last range also takes the NULL keys (they sort last)
+                parts = [sql.SQL("({} OR {} IS NULL)").format(sql.SQL(" AND ").join(parts) or sql.SQL("true"), key)]
+            predicates.append(sql.SQL(" AND ").join(parts))
+        return predicates
 
     def copy_csv(
         self,
@@ -232,66 +314,85 @@ class PostgresSource(RowSource):
         wanted: Sequence[Column] | None,
         options: CsvOptions,
         progress: RowsCallback | None = None,
+        spill: Callable[[], BinaryIO] | None = None,
     ) -> tuple[int, list[str]]:
-        """Stream the whole export as CSV into `sink`; return (data rows, header titles)."""
-        statement, headers = self.copy_statement(wanted, options)
-        if options.encoding == "utf-8-sig":
-            sink.write(UTF8_BOM)
-        header_records = 1 if options.header else 0
+        """Stream the whole export as CSV into `sink`; return (data rows, header titles).
+
+        With `parallelism` N > 1 the ranges run over N connections sharing one snapshot; the first
+        streams into `sink`, the others into `spill()` files (default: temporary files), appended to
+        `sink` in order once the first is done, so the file is the one a single connection writes.
+        """
+        from ..formats.csv_writer import CsvTableWriter
+
+        statements, headers = self.copy_statements(wanted, options)
+        CsvTableWriter(sink, headers, options)  # BOM and header row, byte for byte as the Python path writes them
+        crlf = options.line_terminator == "crlf"
+        connection = self.connection
         try:
-            records = self._stream_copy(
-                statement.as_bytes(self.connection), sink, options.line_terminator == "crlf", progress, header_records
-            )
+            if len(statements) == 1:
+                rows = _stream_copy(connection.pgconn, statements[0].as_bytes(connection), sink, crlf, progress)
+            else:
+                rows = self._copy_parallel([s.as_bytes(connection) for s in statements], sink, crlf, progress, spill)
         except psycopg.Error as error:
             raise self._query_failure(error) from None
-        return max(records - header_records, 0), headers
+        return rows, headers
 
-    def _stream_copy(
-        self, statement: bytes, sink: BinaryIO, crlf: bool, progress: RowsCallback | None, header_records: int
+    def _copy_parallel(
+        self,
+        statements: list[bytes],
+        sink: BinaryIO,
+        crlf: bool,
+        progress: RowsCallback | None,
+        spill: Callable[[], BinaryIO] | None,
     ) -> int:
-        """Run COPY TO STDOUT on the libpq connection directly; return the number of CSV records written.
+        """Range 0 on this connection into `sink`, ranges 1.. on new connections (same snapshot) into spill files."""
+        snapshot = _single(self.connection, sql.SQL("SELECT pg_export_snapshot()")).get_value(0, 0)
+        others: list[psycopg.Connection[Any]] = []
+        files: list[BinaryIO] = []
+        outcomes: list[int | BaseException] = [0] * len(statements)
+        threads: list[threading.Thread] = []
 
-        psycopg's `Copy` iterator costs ~0.5 us of Python per row in its wait machinery, more than
-        the server needs to produce the row; this loop reads libpq's buffer without blocking and
-        waits on the socket with `select` only when it is empty (so signals still interrupt it).
-        Measured at 1M rows: ~1.9M rows/s vs ~1.1M rows/s through `Copy` (and psql ~1.4M rows/s).
-        The server sends exactly one CopyData message per CSV record, each ending with "\n"
-        (protocol docs), which is what makes the crlf rewrite safe.
-        """
-        pgconn = self.connection.pgconn
-        pgconn.send_query(statement)
-        result = _next_result(pgconn)
-        if result is None or result.status != pq.ExecStatus.COPY_OUT:
-            _drain(pgconn)
-            raise _error(pgconn, result)
-        get_copy_data, socket = pgconn.get_copy_data, pgconn.socket
-        pending: list[Any] = []
-        size = records = 0
-        while True:
-            nbytes, data = get_copy_data(1)
-            if nbytes > 0:
-                pending.append(data)
-                size += nbytes
-                if size >= FLUSH_BYTES:
-                    sink.write(_join_records(pending, crlf))
-                    records += len(pending)
-                    pending.clear()
-                    size = 0
-                    if progress is not None:
-                        progress(records - header_records)
-            elif nbytes == 0:  # libpq's buffer is empty: wait for the socket, then read what arrived
-                select.select([socket], [], [])
-                pgconn.consume_input()
-            else:  # -1: the COPY is over; -2: an error, reported by the result below
-                break
-        if pending:
-            sink.write(_join_records(pending, crlf))
-            records += len(pending)
-        result = _next_result(pgconn)
-        _drain(pgconn)
-        if result is None or result.status != pq.ExecStatus.COMMAND_OK:
-            raise _error(pgconn, result)
-        return records
+        def run(number: int) -> None:
+            try:
+                pgconn = others[number - 1].pgconn
+                outcomes[number] = _stream_copy(pgconn, statements[number], files[number - 1], crlf, None)
+            except BaseException as error:  # handed to the main thread
+                outcomes[number] = error
+
+        try:
+            for number in range(1, len(statements)):
+                others.append(self._connect(snapshot.decode("ascii")))
+                files.append(spill() if spill is not None else tempfile.TemporaryFile())  # noqa: SIM115
+                threads.append(threading.Thread(target=run, args=(number,), name=f"copy-range-{number}", daemon=True))
+            for thread in threads:
+                thread.start()
+            rows = _stream_copy(self.connection.pgconn, statements[0], sink, crlf, progress)
+            for thread in threads:
+                thread.join()
+            for outcome, file in zip(outcomes[1:], files):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                file.seek(0)
+                while block := file.read(SPILL_COPY_BYTES):
+                    sink.write(block)
+                rows += outcome
+                if progress is not None:
+                    progress(rows)
+            return rows
+        except BaseException:
+            for connection in others:
+                try:
+                    connection.cancel()
+                except psycopg.Error:
+                    pass
+            for thread in threads:
+                thread.join(timeout=10)
+            raise
+        finally:
+            for connection in others:
+                connection.close()
+            for file in files:
+                file.close()
 
     # -- other formats: a server-side cursor ----------------------------------------------------
 
@@ -317,6 +418,74 @@ class PostgresSource(RowSource):
                 yield rows
         except psycopg.Error as error:
             raise self._query_failure(error) from None
+
+
+def split_points(low: int, high: int, parts: int) -> list[int]:
+    """Ascending cut points splitting the integers low..high into at most `parts` equal-width ranges."""
+    span = high - low + 1
+    parts = max(1, min(parts, span))
+    width = -(-span // parts)
+    return [low + width * i for i in range(1, parts) if low + width * i <= high]
+
+
+def _single(connection: psycopg.Connection[Any], statement: sql.Composable) -> Any:
+    """Run one statement with the extended query protocol, which refuses more than one; its result."""
+    pgconn = connection.pgconn
+    pgconn.send_query_params(statement.as_bytes(connection), None)
+    result = _next_result(pgconn)
+    _drain(pgconn)
+    if result is None or result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        raise _error(pgconn, result)
+    return result
+
+
+def _stream_copy(pgconn: Any, statement: bytes, sink: BinaryIO, crlf: bool, progress: RowsCallback | None) -> int:
+    """Run one COPY TO STDOUT on the libpq connection directly; return the number of CSV records written.
+
+    The extended query protocol (`send_query_params`) runs exactly one statement: a query that
+    closes the wrapping subquery and appends `; COMMIT; DROP ...` is a syntax error, not a script.
+    psycopg's `Copy` iterator costs ~0.5 us of Python per row in its wait machinery, more than
+    the server needs to produce the row; this loop reads libpq's buffer without blocking and
+    waits on the socket with `select` only when it is empty (so signals still interrupt it).
+    Measured at 1M rows: ~1.9M rows/s vs ~1.1M rows/s through `Copy` (and psql ~1.4M rows/s).
+    The server sends exactly one CopyData message per CSV record, each ending with "\n"
+    (protocol docs), which is what makes the crlf rewrite safe.
+    """
+    pgconn.send_query_params(statement, None)
+    result = _next_result(pgconn)
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        _drain(pgconn)
+        raise _error(pgconn, result)
+    get_copy_data, socket, consume_input = pgconn.get_copy_data, pgconn.socket, pgconn.consume_input
+    pending: list[Any] = []
+    append = pending.append
+    size = records = 0
+    while True:
+        nbytes, data = get_copy_data(1)
+        while nbytes > 0:  # everything libpq's buffer holds (bounded by the buffer), then flush and wait
+            append(data)
+            size += nbytes
+            nbytes, data = get_copy_data(1)
+        if size >= FLUSH_BYTES:
+            sink.write(_join_records(pending, crlf))
+            records += len(pending)
+            pending.clear()
+            size = 0
+            if progress is not None:
+                progress(records)
+        if nbytes == 0:  # libpq's buffer is empty: wait for the socket, then read what arrived
+            select.select([socket], [], [])
+            consume_input()
+        else:  # -1: the COPY is over; -2: an error, reported by the result below
+            break
+    if pending:
+        sink.write(_join_records(pending, crlf))
+        records += len(pending)
+    result = _next_result(pgconn)
+    _drain(pgconn)
+    if result is None or result.status != pq.ExecStatus.COMMAND_OK:
+        raise _error(pgconn, result)
+    return records
 
 
 def _join_records(records: list[Any], crlf: bool) -> bytes:
