@@ -82,3 +82,13 @@ def test_an_event_older_than_the_label_write_cannot_bring_a_finished_export_back
     assert state.apply_exportjob("MODIFIED", ej("a", 2)).exports == set()  # its status write, still in flight
     assert "a" not in state.exports
     assert state.apply_exportjob("DELETED", ej("a", 3, finished=True)).gone == []
+
+
+def test_what_the_operator_never_reads_is_not_kept():
+    state = ClusterState()
+    obj = ej("a", 1)
+    obj["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    obj["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "keep": "me"}
+    state.apply_exportjob("ADDED", obj)
+    held = state.exports["a"]["metadata"]
+    assert "managedFields" not in held and held["annotations"] == {"keep": "me"} and held["resourceVersion"] == "1"

@@ -27,6 +27,20 @@ from typing import Any
 from exportjob.controller.manifests import LABEL_EXPORT_UID, LABEL_FINISHED
 
 Object = dict[str, Any]
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(obj: Object) -> Object:
+    """The object without what the operator never reads and that dominates its size: managedFields and
+    kubectl's last-applied copy of the whole object. Holding thousands of queued exports costs less."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if "managedFields" not in meta and LAST_APPLIED not in annotations:
+        return obj
+    meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": meta}
 
 
 def _rv(obj: Object) -> int | None:
@@ -83,7 +97,7 @@ class ClusterState:
                 self._left[uid] = rv
             really_gone = event_type == "DELETED" and not is_labelled_finished(obj)
             return Change(gone=[obj] if really_gone else [])
-        self.exports[uid] = obj
+        self.exports[uid] = slim(obj)
         return Change(exports={uid})
 
     def apply_job(self, event_type: str | None, job: Object) -> Change:
@@ -99,7 +113,7 @@ class ClusterState:
         if event_type == "DELETED" or is_labelled_finished(job):
             self.jobs.pop(owner, None)
         else:
-            self.jobs[owner] = job
+            self.jobs[owner] = slim(job)
         return Change(exports={owner} if owner in self.exports else set())
 
     def _fresh(self, kind: str, obj: Object, held: Object | None) -> bool:
@@ -111,12 +125,12 @@ class ClusterState:
     # --- full LISTs -----------------------------------------------------------
     def replace(self, exportjobs: Iterable[Object], exportjobs_rv: str, jobs: Iterable[Object], jobs_rv: str) -> None:
         """Start over from LISTs of the unfinished ExportJobs and worker Jobs."""
-        self.exports = {ej["metadata"]["uid"]: ej for ej in exportjobs}
+        self.exports = {ej["metadata"]["uid"]: slim(ej) for ej in exportjobs}
         self.jobs = {}
         for job in jobs:
             owner = owner_uid(job)
             if owner is not None:
-                self.jobs[owner] = job
+                self.jobs[owner] = slim(job)
         self._listed_rv = {"exportjob": _int_or_zero(exportjobs_rv), "job": _int_or_zero(jobs_rv)}
         self._left = {}  # whatever left before the LIST is older than it: `_fresh` filters those events
 
