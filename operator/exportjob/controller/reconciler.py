@@ -228,7 +228,6 @@ class Reconciler:
 
         # 4. Admission, in one place.
         admitted = self._admit_what_fits()
-        tasks += admitted
         admitted_uids = {uid for uid, _task in admitted}
         for uid in newly_queued:
             queued = self.state.exports.get(uid)
@@ -236,8 +235,11 @@ class Reconciler:
                 status = self._status(queued)
                 tasks.append((uid, partial(self._write, queued, status, self._queued(queued, status))))
 
-        # 5. Act, in parallel; what the API server returns is folded back in when it lands.
-        self._run(tasks, admitted_uids)
+        # 5. Act: admissions one after the other, in queue order (Jobs appear in the order the queue
+        # promised); everything else in parallel. What the API server returns is folded back in
+        # when it lands.
+        self._run_in_order(admitted)
+        self._run(tasks)
 
         # 6. Levels.
         self.metrics.set_levels(
@@ -395,22 +397,43 @@ class Reconciler:
         return observed
 
     # --- act ------------------------------------------------------------------------------
-    def _run(self, tasks: list[tuple[str, Callable[[], Observed]]], admissions: set[str]) -> None:
+    def _run(self, tasks: list[tuple[str, Callable[[], Observed]]]) -> None:
         """Send the writes without waiting for them: a slow request never delays the next decision.
 
         One export has at most one write in flight; a decision about an export
         whose previous write is still out is made again once it has landed.
-        Admissions always go (their slot is already reserved in the store; a
-        conflicting status write is caught by its resourceVersion).
         """
         for uid, task in tasks:
-            if uid and uid in self._in_flight and uid not in admissions:
+            if uid and uid in self._in_flight:
                 self._deferred.add(uid)
                 continue
             if uid:
                 self._in_flight[uid] = self._in_flight.get(uid, 0) + 1
             future = self._pool.submit(task)
-            future.add_done_callback(partial(self._landed, uid, uid in admissions))
+            future.add_done_callback(partial(self._landed, uid, False))
+
+    def _run_in_order(self, admissions: list[tuple[str, Callable[[], Observed]]]) -> None:
+        """Create the admitted exports' Jobs one after the other, in the order they were admitted.
+
+        They always go, even with another write for the same export in flight:
+        their slots are already reserved in the store, and a conflicting status
+        write is caught by its resourceVersion.
+        """
+        if not admissions:
+            return
+        for uid, _task in admissions:
+            self._in_flight[uid] = self._in_flight.get(uid, 0) + 1
+
+        def chain() -> None:
+            for uid, task in admissions:
+                done: Future[Observed] = Future()
+                try:
+                    done.set_result(task())
+                except BaseException as error:  # handed to the loop, which logs it and decides again
+                    done.set_exception(error)
+                self._landed(uid, True, done)
+
+        self._pool.submit(chain)
 
     def _landed(self, uid: str, admission: bool, future: Future[Observed]) -> None:
         """(A pool thread.) Hand the result to the loop and wake it."""
