@@ -133,6 +133,8 @@ class Reconciler:
         self._next_resync = 0.0
         self._next_recheck = 0.0
         self._pool = ThreadPoolExecutor(settings.api_parallelism, thread_name_prefix="api")
+        # One thread creates the admitted exports' Jobs, so they appear in admission order across passes too.
+        self._admitter = ThreadPoolExecutor(1, thread_name_prefix="admit")
         self._results: deque[tuple[str, bool, Future[Observed]]] = deque()
         self._in_flight: dict[str, int] = {}  # export uid -> writes sent and not landed yet
         self._deferred: set[str] = set()  # exports to decide again once their write has landed
@@ -413,7 +415,8 @@ class Reconciler:
             future.add_done_callback(partial(self._landed, uid, False))
 
     def _run_in_order(self, admissions: list[tuple[str, Callable[[], Observed]]]) -> None:
-        """Create the admitted exports' Jobs one after the other, in the order they were admitted.
+        """Create the admitted exports' Jobs one after the other, in the order they were admitted
+        (one admitter thread: a later pass's admissions wait for an earlier pass's).
 
         They always go, even with another write for the same export in flight:
         their slots are already reserved in the store, and a conflicting status
@@ -433,7 +436,7 @@ class Reconciler:
                     done.set_exception(error)
                 self._landed(uid, True, done)
 
-        self._pool.submit(chain)
+        self._admitter.submit(chain)
 
     def _landed(self, uid: str, admission: bool, future: Future[Observed]) -> None:
         """(A pool thread.) Hand the result to the loop and wake it."""
@@ -564,4 +567,5 @@ class Reconciler:
         return _rfc3339(self.clock())
 
     def close(self) -> None:
+        self._admitter.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
