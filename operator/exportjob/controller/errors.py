@@ -7,3 +7,7 @@ class Conflict(Exception):
 
 class NotOurs(Exception):
     """An object with the worker Job's name exists but belongs to another owner."""
+
+
+class NamespaceTerminating(Exception):
+    """The namespace is being deleted: nothing new can be created in it (HTTP 403 from NamespaceLifecycle)."""

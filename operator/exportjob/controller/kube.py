@@ -25,7 +25,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from exportjob.controller.errors import Conflict, NotOurs
+from exportjob.controller.errors import Conflict, NamespaceTerminating, NotOurs
 from exportjob.controller.selectors import reference_problem, selector_matches
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
@@ -57,6 +57,11 @@ def _merge(listings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     versions = [listing["metadata"].get("resourceVersion", "") for listing in listings]
     numeric = [int(v) for v in versions if v.isdigit()]
     return items, str(min(numeric)) if numeric else ""
+
+
+def _namespace_terminating(error: ApiException) -> bool:
+    """The NamespaceLifecycle admission refused a create: the namespace is being deleted."""
+    return error.status == 403 and "being terminated" in str(error.body or "")
 
 
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:
@@ -169,6 +174,8 @@ class KubeApi:
         try:
             return _data(self.batch.create_namespaced_job(namespace, _body(manifest), _preload_content=False)), True
         except ApiException as error:
+            if _namespace_terminating(error):
+                raise NamespaceTerminating(f"namespace {namespace} is being deleted") from None
             if error.status != 409:
                 raise
         existing = _data(
@@ -316,4 +323,8 @@ class KubeApi:
         try:
             self.core.create_namespaced_event(meta["namespace"], _body(body), _preload_content=False)
         except ApiException as error:  # events are best effort; never fail a reconcile over one
+            if _namespace_terminating(error):
+                # the namespace is being deleted (with its ExportJobs): nothing left to tell anyone
+                log.info("namespace is being deleted; event dropped", extra={"reason": reason})
+                return
             log.warning("could not post event", extra={"reason": reason, "status": error.status})

@@ -44,7 +44,7 @@ from typing import Any
 from exportjob.controller import transitions
 from exportjob.controller.admission import FairQueue, Limits, QueueEntry
 from exportjob.controller.decide import FailInvalid, Finish, Follow, Label, Queue, Skip, Wait, decide
-from exportjob.controller.errors import Conflict, NotOurs
+from exportjob.controller.errors import Conflict, NamespaceTerminating, NotOurs
 from exportjob.controller.events import events_for
 from exportjob.controller.kube import KubeApi
 from exportjob.controller.manifests import (
@@ -457,6 +457,9 @@ class Reconciler:
                         self._dirty.add(uid)
             try:
                 observed = future.result()
+            except NamespaceTerminating as error:  # it goes with its namespace; its reserved slot is freed
+                log.info("not admitted: %s", error, extra={"uid": uid})
+                observed = Observed(admission_failed=admission)
             except Exception:
                 ej = self.state.exports.get(uid)
                 log.exception("acting on an ExportJob failed", extra=_ids(ej) if ej else {"uid": uid})
