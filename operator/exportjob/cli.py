@@ -30,6 +30,7 @@ import yaml
 from exportjob import queuecli
 from exportjob.client import commands
 from exportjob.spec import ExportJobManifest, SpecError, parse_manifest
+from exportjob.terminal import StatusLine
 
 from .worker.credentials import Credentials
 from .worker.engine import Progress, execute
@@ -70,10 +71,9 @@ class ProgressLine:
     """Redraws one status line on a terminal: a bar when the row count is known, else a counter."""
 
     def __init__(self, stream: TextIO, width: int = 30) -> None:
-        self._stream = stream
+        self._line = StatusLine(stream)
         self._width = width
         self._start = time.monotonic()
-        self._drawn = False
 
     def __call__(self, update: Progress) -> None:
         elapsed = max(time.monotonic() - self._start, 1e-9)
@@ -85,14 +85,10 @@ class ProgressLine:
             text = f"[{bar}] {done:6.1%} {update.rows:,}/{update.total:,} rows  {_size(update.bytes)}  {rate}"
         else:
             text = f"{update.rows:,} rows  {_size(update.bytes)}  {rate}"
-        self._stream.write("\r" + text + "\x1b[K")
-        self._stream.flush()
-        self._drawn = True
+        self._line.draw(text)
 
     def finish(self) -> None:
-        if self._drawn:
-            self._stream.write("\n")
-            self._stream.flush()
+        self._line.finish()
 
 
 def command_run(arguments: argparse.Namespace) -> int:

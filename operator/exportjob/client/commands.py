@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from exportjob.terminal import StatusLine
 from exportjob.worker.servefile import HEALTHY
 
 from .readerpod import (
@@ -178,10 +179,9 @@ class ByteProgress:
     """One redrawn line on a terminal: bytes, percent, rate."""
 
     def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+        self._line = StatusLine(stream)
         self._start = time.monotonic()
         self._last = 0.0
-        self._drawn = False
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.monotonic()
@@ -193,14 +193,10 @@ class ByteProgress:
             text = f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB {done / total:6.1%}  {rate:,.1f} MB/s"
         else:
             text = f"{done / 1e6:,.1f} MB  {rate:,.1f} MB/s"
-        self._stream.write("\r" + text + "\x1b[K")
-        self._stream.flush()
-        self._drawn = True
+        self._line.draw(text)
 
     def finish(self) -> None:
-        if self._drawn:
-            self._stream.write("\n")
-            self._stream.flush()
+        self._line.finish()
 
 
 def _status_message(body: bytes, status: int) -> str:
