@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 import pytest
 from operator_harness import REPO, ExportJobs, OperatorProcess, free_port
@@ -240,13 +241,19 @@ def active(api: PrometheusAPI) -> list[tuple[str, str, str, str]]:
     )
 
 
-def wait_active(api: PrometheusAPI, wanted: set[tuple[str, str, str]], timeout: float = 60) -> list[dict]:
-    """Wait until every (alertname, severity, format) in `wanted` is pending or firing; return the alerts."""
+def wait_active(
+    api: PrometheusAPI,
+    wanted: set[tuple[str, str, str]],
+    timeout: float = 60,
+    settled: Callable[[dict], bool] = lambda alert: True,
+) -> list[dict]:
+    """Wait until every (alertname, severity, format) in `wanted` is pending or firing and every alert
+    is `settled` (its annotations come from an evaluation of the final samples); return the alerts."""
 
     def present() -> list[dict] | None:
         alerts = api.alerts()
         seen = {(a["labels"]["alertname"], a["labels"]["severity"], a["labels"].get("format", "")) for a in alerts}
-        return alerts if wanted <= seen else None
+        return alerts if wanted <= seen and all(settled(a) for a in alerts) else None
 
     return wait_for(present, timeout=timeout, interval=0.5, description=f"alerts {sorted(wanted)} to be active")
 
@@ -345,7 +352,14 @@ def test_failures_raise_spike_and_success_rate_alerts_and_every_panel_has_data(e
     assert reasons == {"InvalidSpec": 6, "SourceUnreachable": 6}, [i["status"] for i in items]
     check_values(have, items, max_concurrent=4)
     check_recording_rules(run.api)
-    assert run.api.scalar('format:exportjob_export_success:ratio_rate30m{format="csv"}') == pytest.approx(2 / 14)
+    # Prometheus evaluates the rules on its own clock: the newest recorded value may come from an
+    # evaluation before the last scrape (2/13 was seen), so wait for the one that follows it.
+    wait_for(
+        lambda: run.api.scalar('format:exportjob_export_success:ratio_rate30m{format="csv"}') == pytest.approx(2 / 14),
+        timeout=30,
+        interval=0.5,
+        description="the csv success ratio recorded from all 14 csv exports (2/14)",
+    )
 
     # 12 failures within minutes: both severities of the spike; csv success 2/14 with >= 10 finished:
     # both severities of the success-rate alert. pdf (1 export) is under the volume guard.
@@ -355,7 +369,13 @@ def test_failures_raise_spike_and_success_rate_alerts_and_every_panel_has_data(e
         ("ExportJobSuccessRateLow", "warning", "csv"),
         ("ExportJobSuccessRateLow", "critical", "csv"),
     }
-    alerts = wait_active(run.api, wanted)
+    alerts = wait_active(
+        run.api,
+        wanted,
+        # An evaluation between the last two scrapes saw 13 csv exports (15.38 %); wait for all 14.
+        settled=lambda a: a["labels"]["alertname"] != "ExportJobSuccessRateLow"
+        or a["annotations"]["description"].startswith("Only 14.29% of the csv exports"),
+    )
     for alert in alerts:
         labels = alert["labels"]
         if labels["alertname"] not in {name for name, _, _ in wanted}:
