@@ -54,7 +54,9 @@ class ExportJobStatus(_StatusModel):
     job_name: str | None = Field(default=None, description="Name of the worker Job, once admitted.")
     queued_at: str | None = Field(default=None, description="When the export was first seen waiting.")
     admitted_at: str | None = Field(default=None, description="When a slot was granted.")
-    start_time: str | None = Field(default=None, description="When the worker started writing.")
+    start_time: str | None = Field(
+        default=None, description="When the worker started writing (recorded with its result)."
+    )
     completion_time: str | None = Field(default=None, description="When the export finished (either way).")
     duration_seconds: float | None = Field(default=None, description="Worker wall time of the successful attempt.")
     attempts: int | None = Field(default=None, description="Worker Pods started for this export.")

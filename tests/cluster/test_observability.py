@@ -373,8 +373,10 @@ def test_failures_raise_spike_and_success_rate_alerts_and_every_panel_has_data(e
         run.api,
         wanted,
         # An evaluation between the last two scrapes saw 13 csv exports (15.38 %); wait for all 14.
-        settled=lambda a: a["labels"]["alertname"] != "ExportJobSuccessRateLow"
-        or a["annotations"]["description"].startswith("Only 14.29% of the csv exports"),
+        settled=lambda a: (
+            a["labels"]["alertname"] != "ExportJobSuccessRateLow"
+            or a["annotations"]["description"].startswith("Only 14.29% of the csv exports")
+        ),
     )
     for alert in alerts:
         labels = alert["labels"]

@@ -24,6 +24,7 @@ class FakeApi:
         self.exportjobs: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.creates = 0
+        self.status_writes: list[tuple[str, dict[str, Any]]] = []
         self.release = threading.Event()
         self.release.set()
 
@@ -64,6 +65,7 @@ class FakeApi:
         obj = self.exportjobs[name]
         if resource_version and resource_version != obj["metadata"]["resourceVersion"]:
             raise Conflict(name)
+        self.status_writes.append((name, patch))
         obj["status"] = {**(obj.get("status") or {}), **patch}
         obj["metadata"]["resourceVersion"] = str(next(self.rv))
         return {**obj, "metadata": dict(obj["metadata"])}
@@ -158,3 +160,27 @@ def test_a_finished_job_frees_its_slot_for_the_next_export():
     assert finished["status"]["phase"] == "Failed"  # completed without a result: WorkerCrashed
     assert finished["metadata"]["labels"] == {"exportjob.io/finished": "true"}
     assert api.creates == 2
+
+
+def test_a_running_export_is_written_again_only_for_a_retry():
+    """The Job's own status churn (startTime, a Pod active, then ready) costs no status write; a second Pod does."""
+    api = FakeApi()
+    api.add("e0")
+    reconciler = Reconciler(api, OperatorSettings(max_concurrent=1, max_concurrent_per_namespace=1), Metrics())
+    settle(reconciler)
+    assert [p.get("phase") for _, p in api.status_writes] == ["Running"]
+    assert api.exportjobs["e0"]["status"]["attempts"] == 1
+    (job,) = api.jobs.values()
+
+    def job_changes(status: dict[str, Any]) -> None:
+        job["status"] = status
+        job["metadata"]["resourceVersion"] = str(next(api.rv))
+        reconciler.observe("job", "MODIFIED", dict(job))
+        settle(reconciler)
+
+    job_changes({"startTime": "2026-01-01T00:00:01Z"})
+    job_changes({"startTime": "2026-01-01T00:00:01Z", "active": 1})
+    job_changes({"startTime": "2026-01-01T00:00:01Z", "active": 1, "ready": 1})
+    assert len(api.status_writes) == 1
+    job_changes({"startTime": "2026-01-01T00:00:01Z", "active": 1, "failed": 1})  # the first Pod failed, retried
+    assert len(api.status_writes) == 2 and api.status_writes[-1][1] == {"attempts": 2}

@@ -92,3 +92,34 @@ def test_what_the_operator_never_reads_is_not_kept():
     state.apply_exportjob("ADDED", obj)
     held = state.exports["a"]["metadata"]
     assert "managedFields" not in held and held["annotations"] == {"keep": "me"} and held["resourceVersion"] == "1"
+
+
+def test_slots_are_counted_per_namespace_as_jobs_come_finish_and_go():
+    """`running` always equals a count over the held Jobs, without the reconciler walking them."""
+    state = ClusterState()
+
+    def recount() -> dict:
+        counted: dict = {}
+        for held in state.jobs.values():
+            if not (held.get("status") or {}).get("conditions"):
+                namespace = held["metadata"]["namespace"]
+                counted[namespace] = counted.get(namespace, 0) + 1
+        return counted
+
+    placeholder = {"metadata": {"name": "job-a", "namespace": "ns", "labels": {LABEL_EXPORT_UID: "a"}}}
+    state.put_job("a", placeholder)
+    assert state.running == {"ns": 1} == recount()
+    state.apply_job("ADDED", job("a", 7))  # the real Job replaces the placeholder: still one slot
+    elsewhere = job("b", 8, uid="other")
+    elsewhere["metadata"]["namespace"] = "x"
+    state.apply_job("ADDED", elsewhere)
+    assert state.running == {"ns": 1, "x": 1} == recount() and state.running_total == 2
+    done = {**job("a", 9), "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    state.apply_job("MODIFIED", done)  # finished, not yet labelled: held, but its slot is free
+    assert "a" in state.jobs and state.running == {"x": 1} == recount()
+    state.apply_job("MODIFIED", job("a", 10, finished=True))
+    state.apply_job("DELETED", job("b", 11, uid="other"))
+    assert state.running == {} == recount() and state.running_total == 0
+    state.put_job("c", {"metadata": {"name": "job-c", "namespace": "ns", "labels": {LABEL_EXPORT_UID: "c"}}})
+    state.replace([], "20", [job("d", 19)], "20")  # a LIST starts the count over
+    assert state.running == {"ns": 1} == recount()

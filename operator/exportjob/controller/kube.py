@@ -5,6 +5,13 @@ classes), so the pure modules can be fed the same shapes in unit tests. Reads
 are direct LISTs and GETs against the API server — consistent reads, not a
 cache — because admission must count what exists now.
 
+Requests go through the client's `ApiClient` (its configuration, credentials
+with their refresh hooks, TLS and connection pool) but not through its
+generated API classes: those validate every call's arguments with pydantic and
+import some 40 MB of models, and this module only ever sends and receives JSON
+(bench/README.md: about a tenth of the operator's CPU per export). Every
+response is read to the end, so its connection goes back to the pool.
+
 RBAC this module needs (the chart grants exactly this, and tests/tools/test_chart.py
 checks the two agree): exportjobs list/watch/patch (patch: the `finished` label),
 exportjobs/status patch; leases get/create/update (in the operator's own
@@ -21,6 +28,7 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -31,25 +39,48 @@ from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 COMPONENT = "exportjob-operator"
-METADATA_ONLY = (("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),)  # no Secret values
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"  # no Secret values
 
 
-def load_client_configuration() -> client.ApiClient:
-    """In-cluster credentials when running in a Pod, else the current kubeconfig."""
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+def load_client_configuration(connections: int = 10) -> client.ApiClient:
+    """In-cluster credentials when running in a Pod, else the current kubeconfig.
+
+    `connections`: the pool keeps this many connections to the API server; it must cover every
+    thread that sends requests at once, or each request beyond it pays a new TLS handshake.
+    """
     try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, connections)
+    return client.ApiClient(configuration)
 
 
-def _data(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)
+def _path(*segments: str) -> str:
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
-def _body(manifest: dict[str, Any]) -> Any:
-    """A plain-dictionary request body (the client serialises dictionaries as they are; its stubs want models)."""
-    return manifest
+def _exportjobs(namespace: str | None = None, *rest: str) -> str:
+    scope = ("namespaces", namespace) if namespace else ()
+    return _path("apis", API_GROUP, API_VERSION, *scope, PLURAL, *rest)
+
+
+def _batch(namespace: str | None, *rest: str) -> str:
+    scope = ("namespaces", namespace) if namespace else ()
+    return _path("apis", "batch", "v1", *scope, "jobs", *rest)
+
+
+def _core(namespace: str, resource: str, *rest: str) -> str:
+    return _path("api", "v1", "namespaces", namespace, resource, *rest)
+
+
+def _leases(namespace: str, *rest: str) -> str:
+    return _path("apis", "coordination.k8s.io", "v1", "namespaces", namespace, "leases", *rest)
 
 
 def _merge(listings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -85,48 +116,62 @@ def _now() -> str:
 class KubeApi:
     def __init__(self, api_client: client.ApiClient, namespaces: Iterable[str] = ()) -> None:
         self.namespaces = list(namespaces)
-        self.custom = client.CustomObjectsApi(api_client)
-        self.batch = client.BatchV1Api(api_client)
-        self.core = client.CoreV1Api(api_client)
-        self.coordination = client.CoordinationV1Api(api_client)
+        self.api_client = api_client
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> dict[str, Any]:
+        """One request; the decoded JSON answer. Raises ApiException (with status and body) unless 2xx."""
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        # The body is a plain dictionary, serialised as it is by the REST layer; `param_serialize` would
+        # walk it first to turn model objects into dictionaries (there are none).
+        method, url, headers, _none, post_params = self.api_client.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(
+            method, url, headers, body, post_params, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
+        data = response.read()  # to the end: the connection goes back to the pool
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return json.loads(data) if data else {}
+
+    def _list(self, paths: list[str], label_selector: str) -> tuple[list[dict[str, Any]], str]:
+        """LIST every path; the items and the lowest resourceVersion (several namespaces: several LISTs)."""
+        listings = [self._request("GET", path, query={"labelSelector": label_selector}) for path in paths]
+        if len(listings) == 1:
+            return listings[0]["items"], listings[0]["metadata"].get("resourceVersion", "")
+        return _merge(listings)
 
     # --- ExportJobs -------------------------------------------------------
     def list_exportjobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """The matching ExportJobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
-        if not self.namespaces:
-            response = _data(
-                self.custom.list_cluster_custom_object(
-                    API_GROUP, API_VERSION, PLURAL, label_selector=label_selector, _preload_content=False
-                )
-            )
-            return response["items"], response["metadata"].get("resourceVersion", "")
-        listings = [
-            _data(
-                self.custom.list_namespaced_custom_object(
-                    API_GROUP, API_VERSION, namespace, PLURAL, label_selector=label_selector, _preload_content=False
-                )
-            )
-            for namespace in self.namespaces
-        ]
-        return _merge(listings)
+        paths = [_exportjobs(ns) for ns in self.namespaces] or [_exportjobs()]
+        return self._list(paths, label_selector)
 
     def label_exportjob(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any] | None:
         """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched); the result."""
         try:
-            response = self.custom.patch_namespaced_custom_object(
-                API_GROUP,
-                API_VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"metadata": {"labels": labels}},
-                _preload_content=False,
+            return self._request(
+                "PATCH", _exportjobs(namespace, name), body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH
             )
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to label
                 raise
             return None
-        return _data(response)
 
     def patch_exportjob_status(
         self, namespace: str, name: str, status_patch: dict[str, Any], resource_version: str | None = None
@@ -136,11 +181,7 @@ class KubeApi:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return _data(
-                self.custom.patch_namespaced_custom_object_status(
-                    API_GROUP, API_VERSION, namespace, PLURAL, name, body, _preload_content=False
-                )
-            )
+            return self._request("PATCH", _exportjobs(namespace, name, "status"), body=body, content_type=MERGE_PATCH)
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{namespace}/{name} changed meanwhile") from None
@@ -149,21 +190,15 @@ class KubeApi:
     # --- worker Jobs ------------------------------------------------------
     def list_jobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """The matching Jobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
-        if not self.namespaces:
-            response = _data(
-                self.batch.list_job_for_all_namespaces(label_selector=label_selector, _preload_content=False)
-            )
-            return response["items"], response["metadata"].get("resourceVersion", "")
-        listings = [
-            _data(self.batch.list_namespaced_job(namespace, label_selector=label_selector, _preload_content=False))
-            for namespace in self.namespaces
-        ]
-        return _merge(listings)
+        paths = [_batch(ns) for ns in self.namespaces] or [_batch(None)]
+        return self._list(paths, label_selector)
 
     def label_job(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         """Merge-patch labels onto a worker Job (the `finished` label drops it out of the operator's watch)."""
         try:
-            self.batch.patch_namespaced_job(name, namespace, {"metadata": {"labels": labels}}, _preload_content=False)
+            self._request(
+                "PATCH", _batch(namespace, name), body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -172,15 +207,13 @@ class KubeApi:
         """Create the Job, or adopt the existing one of the same name and owner. Returns (job, created)."""
         namespace = manifest["metadata"]["namespace"]
         try:
-            return _data(self.batch.create_namespaced_job(namespace, _body(manifest), _preload_content=False)), True
+            return self._request("POST", _batch(namespace), body=manifest), True
         except ApiException as error:
             if _namespace_terminating(error):
                 raise NamespaceTerminating(f"namespace {namespace} is being deleted") from None
             if error.status != 409:
                 raise
-        existing = _data(
-            self.batch.read_namespaced_job(manifest["metadata"]["name"], namespace, _preload_content=False)
-        )
+        existing = self._request("GET", _batch(namespace, manifest["metadata"]["name"]))
         wanted = manifest["metadata"]["ownerReferences"][0]["uid"]
         owners = [ref.get("uid") for ref in existing["metadata"].get("ownerReferences") or []]
         if wanted not in owners:
@@ -190,7 +223,7 @@ class KubeApi:
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a worker Job; foreground, so it stays listed (holding its slot) until its Pods are gone."""
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground")
+            self._request("DELETE", _batch(namespace, name), query={"propagationPolicy": "Foreground"})
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -202,16 +235,16 @@ class KubeApi:
         namespace could make one with that label and a forged result.
         """
         uid = job["metadata"]["uid"]
-        response = self.core.list_namespaced_pod(
-            namespace, label_selector=f"batch.kubernetes.io/controller-uid={uid}", _preload_content=False
+        found = self._request(
+            "GET", _core(namespace, "pods"), query={"labelSelector": f"batch.kubernetes.io/controller-uid={uid}"}
         )
-        return [pod for pod in _data(response)["items"] if controlled_by(pod, uid)]
+        return [pod for pod in found["items"] if controlled_by(pod, uid)]
 
     # --- prerequisites ------------------------------------------------------
     def claim_exists(self, namespace: str, name: str) -> bool:
         """The claim exists and is not being deleted (a Terminating claim cannot be mounted by a new Pod)."""
         try:
-            claim = _data(self.core.read_namespaced_persistent_volume_claim(name, namespace, _preload_content=False))
+            claim = self._request("GET", _core(namespace, "persistentvolumeclaims", name))
         except ApiException as error:
             if error.status == 404:
                 return False
@@ -220,7 +253,7 @@ class KubeApi:
 
     def service_account_exists(self, namespace: str, name: str) -> bool:
         try:
-            self.core.read_namespaced_service_account(name, namespace, _preload_content=False)
+            self._request("GET", _core(namespace, "serviceaccounts", name), accept=METADATA_ONLY)
             return True
         except ApiException as error:
             if error.status == 404:
@@ -231,7 +264,7 @@ class KubeApi:
         """None when Secret `name` has `key` (and matches `selector`, the admin's secretSelector); otherwise one
         message that does not say which of the three is wrong. Never returns or logs the value."""
         try:
-            secret = _data(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+            secret = self._request("GET", _core(namespace, "secrets", name))
         except ApiException as error:
             if error.status == 404:
                 return secret_unavailable(namespace, name, key, selector)
@@ -247,12 +280,9 @@ class KubeApi:
 
         None when it does not exist.
         """
-        read = {
-            "Secret": self.core.read_namespaced_secret,
-            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
-        }[kind]
+        resource = {"Secret": "secrets", "PersistentVolumeClaim": "persistentvolumeclaims"}[kind]
         try:
-            found = _data(read(name, namespace, _preload_content=False, _headers=dict(METADATA_ONLY)))
+            found = self._request("GET", _core(namespace, resource, name), accept=METADATA_ONLY)
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -269,7 +299,7 @@ class KubeApi:
     def read_lease(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
         """(spec, resourceVersion) of the Lease, or None when it does not exist."""
         try:
-            lease = _data(self.coordination.read_namespaced_lease(name, namespace, _preload_content=False))
+            lease = self._request("GET", _leases(namespace, name))
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -286,10 +316,10 @@ class KubeApi:
         }
         try:
             if resource_version is None:
-                self.coordination.create_namespaced_lease(namespace, _body(body), _preload_content=False)
+                self._request("POST", _leases(namespace), body=body)
             else:
                 body["metadata"]["resourceVersion"] = resource_version
-                self.coordination.replace_namespaced_lease(name, namespace, _body(body), _preload_content=False)
+                self._request("PUT", _leases(namespace, name), body=body)
         except ApiException as error:
             if error.status == 409:  # AlreadyExists on create, Conflict on replace
                 raise Conflict(f"Lease {namespace}/{name} was written by someone else") from None
@@ -321,7 +351,7 @@ class KubeApi:
             "reportingInstance": COMPONENT,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], _body(body), _preload_content=False)
+            self._request("POST", _core(meta["namespace"], "events"), body=body)
         except ApiException as error:  # events are best effort; never fail a reconcile over one
             if _namespace_terminating(error):
                 # the namespace is being deleted (with its ExportJobs): nothing left to tell anyone

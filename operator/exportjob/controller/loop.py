@@ -1,7 +1,10 @@
 """The reconcile loop's thread: wake-ups, back-off after failures, and leader gating.
 
 Kopf's handlers call `wake()`; the thread then runs one pass of the
-reconciler, at the latest every `interval` seconds. A failing pass is retried
+reconciler, at the latest every `interval` seconds. Passes start at most every
+`min_gap` seconds: an event after a quiet spell is handled at once, while a
+burst of events (every write and every Job status change is one) is handled a
+batch per pass rather than a pass per event. A failing pass is retried
 with exponential back-off (1, 2, 4 … 30 s) and the next one starts from a full
 re-list. With leader election, passes run only while this replica holds the
 Lease; whenever it (re)gains the lead, the first pass re-lists, because a
@@ -39,6 +42,7 @@ class LoopRunner:
         metrics: Metrics,
         leader: LeaderElector | None = None,
         renew_every: float = 5.0,
+        min_gap: float = 0.02,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
@@ -50,6 +54,8 @@ class LoopRunner:
         self._thread: threading.Thread | None = None
         self._leading = False
         self.renew_every = renew_every
+        self.min_gap = min_gap
+        self._last_pass = float("-inf")
         self.monotonic = monotonic
         self._next_renewal = 0.0
 
@@ -77,9 +83,13 @@ class LoopRunner:
         while not self._stopping.is_set():
             delay = self.interval if failures == 0 else min(2.0**failures, MAX_BACKOFF_SECONDS)
             self._wake.wait(timeout=delay)
+            early = self._last_pass + self.min_gap - self.monotonic()
+            if early > 0:  # the events of the next `early` seconds join this pass
+                self._stopping.wait(early)
             self._wake.clear()
             if self._stopping.is_set():
                 break
+            self._last_pass = self.monotonic()
             try:
                 if self._may_reconcile():
                     self.target.reconcile_once()

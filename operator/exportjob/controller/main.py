@@ -99,7 +99,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    api = KubeApi(load_client_configuration(), settings.namespaces)
+    # The write pool, the admitter and the reconcile loop (which also renews the Lease) send at once.
+    api = KubeApi(load_client_configuration(connections=settings.api_parallelism + 2), settings.namespaces)
     leader = None
     if settings.leader_election:
         namespace = settings.lease_namespace or own_namespace()

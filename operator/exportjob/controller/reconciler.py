@@ -16,6 +16,8 @@ pass. Each pass, in numbered steps:
 4. Admission: while a slot is free, the fair queue (controller/admission.py)
    names the next export; its slot is reserved in the store before its Job is
    created, so nothing is admitted twice, and adopted if it already exists.
+   One admitter thread creates the Jobs in queue order; each admission's
+   status write follows with the other writes once its create has landed.
 5. Writes go out in parallel (`api_parallelism`) without the loop waiting for
    them; what the API server returns is folded back into the store when it
    lands, so a later pass does not act on what it wrote. One export has at
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,6 +70,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Object = dict[str, Any]
 FINISHED = {LABEL_FINISHED: "true"}
+FIRST_ATTEMPT = 1
 
 
 def _utcnow() -> datetime:
@@ -94,6 +97,7 @@ class Observed:
     jobs: list[Object] = field(default_factory=list)
     finished: bool = False  # the write made the export terminal (and labelled it)
     admission_failed: bool = False  # the reserved slot must be released
+    then: Callable[[], Observed] | None = None  # a write to send once this has been folded in
 
 
 @dataclass
@@ -245,7 +249,7 @@ class Reconciler:
 
         # 6. Levels.
         self.metrics.set_levels(
-            running=sum(self._running().values()), queue_depth=len(self.queue), max_concurrent=self.limits.total
+            running=self.state.running_total, queue_depth=len(self.queue), max_concurrent=self.limits.total
         )
 
     # --- decide ----------------------------------------------------------------------
@@ -319,6 +323,9 @@ class Reconciler:
         if job["metadata"].get("uid") is None:  # our own placeholder: the create is still under way
             return None
         assert spec is not None
+        # While it runs, only a retry is news (a second Pod): the Job's own status changes (its
+        # startTime, a Pod becoming active or ready) are not copied, one write per change each.
+        # startTime and the final attempts come with the result (transitions.finished).
         outcome = observe_job(job, [])
         new = transitions.admitted(
             status,
@@ -327,8 +334,7 @@ class Reconciler:
             path=spec.output.path,
             now=self._now(),
             generation=ej["metadata"].get("generation"),
-            attempts=outcome.attempts,
-            start_time=outcome.start_time,
+            attempts=max(outcome.attempts, FIRST_ATTEMPT),
         )
         return self._if_changed(ej, status, new)
 
@@ -341,16 +347,12 @@ class Reconciler:
         return transitions.queued(status, now=self._now(), generation=ej["metadata"].get("generation"))
 
     # --- admit --------------------------------------------------------------------------
-    def _running(self) -> Counter[str]:
-        """Unfinished worker Jobs per namespace (including reserved slots and Jobs being deleted)."""
-        return Counter(job["metadata"]["namespace"] for job in self.state.jobs.values() if not job_finished(job))
-
     def _admit_what_fits(self) -> list[tuple[str, Callable[[], Observed]]]:
-        running = self._running()
-        free = self.limits.total - sum(running.values())
+        """Unfinished worker Jobs per namespace (including reserved slots and Jobs being deleted) hold
+        the slots (`state.running`, kept as Jobs change); reserving one counts it at once."""
         chosen: list[tuple[str, Callable[[], Observed]]] = []
-        while free > 0:
-            entry = self.queue.next_to_admit(running, self.limits)
+        while self.state.running_total < self.limits.total:
+            entry = self.queue.next_to_admit(self.state.running, self.limits)
             if entry is None:
                 break
             self.queue.take(entry)
@@ -364,8 +366,6 @@ class Reconciler:
             )
             self.state.put_job(entry.uid, manifest)  # the slot is taken from now on
             self._reserved[entry.uid] = manifest
-            running[entry.namespace] += 1
-            free -= 1
             status = self._status(ej)
             chosen.append((entry.uid, partial(self._admit, ej, status, parsed.spec, manifest)))
         return chosen
@@ -392,11 +392,12 @@ class Reconciler:
             path=spec.output.path,
             now=self._now(),
             generation=meta.get("generation"),
+            attempts=FIRST_ATTEMPT,  # the Job starts its first Pod at once
         )
-        observed = self._write(ej, status, new)  # on conflict the Job still holds its slot; status follows
-        observed.jobs.append(job)
         log.info("admitted", extra={**_ids(ej), "job": job["metadata"]["name"]})
-        return observed
+        # The status write goes out with the other writes, not on the admitter's thread: the next
+        # admission's create need not wait for it. On conflict the Job still holds its slot; status follows.
+        return Observed(jobs=[job], then=partial(self._write, ej, status, new))
 
     # --- act ------------------------------------------------------------------------------
     def _run(self, tasks: list[tuple[str, Callable[[], Observed]]]) -> None:
@@ -416,7 +417,8 @@ class Reconciler:
 
     def _run_in_order(self, admissions: list[tuple[str, Callable[[], Observed]]]) -> None:
         """Create the admitted exports' Jobs one after the other, in the order they were admitted
-        (one admitter thread: a later pass's admissions wait for an earlier pass's).
+        (one admitter thread: a later pass's admissions wait for an earlier pass's). Only the
+        creates: each admission's status write follows in parallel once its create has landed.
 
         They always go, even with another write for the same export in flight:
         their slots are already reserved in the store, and a conflicting status
@@ -480,6 +482,8 @@ class Reconciler:
             self.state.apply_exportjob("MODIFIED", ej)
         if uid not in self.state.exports:
             self._forget(uid)
+        elif observed.then is not None:
+            self._run([(uid, observed.then)])
 
     def _delete_job(self, job: Object) -> Observed:
         log.info("deleting the worker Job of a deleted ExportJob", extra={"job": job["metadata"]["name"]})

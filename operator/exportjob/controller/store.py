@@ -20,11 +20,13 @@ the next pass counts the slot before the watch event arrives).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from exportjob.controller.manifests import LABEL_EXPORT_UID, LABEL_FINISHED
+from exportjob.controller.outcome import job_finished
 
 Object = dict[str, Any]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -76,7 +78,13 @@ class Change:
 class ClusterState:
     def __init__(self) -> None:
         self.exports: dict[str, Object] = {}  # uid -> unfinished ExportJob
-        self.jobs: dict[str, Object] = {}  # ExportJob uid -> its unfinished worker Job
+        # ExportJob uid -> its unfinished worker Job. Read it freely; change it only through
+        # `_set_job`, which keeps `running` in step.
+        self.jobs: dict[str, Object] = {}
+        # namespace -> Jobs holding a slot (not yet finished, including placeholders being created):
+        # kept as the Jobs change, so admission never walks every running Job.
+        self.running: Counter[str] = Counter()
+        self._slots: dict[str, str] = {}  # ExportJob uid -> namespace, for each Job counted in `running`
         self._listed_rv: dict[str, int] = {"exportjob": 0, "job": 0}
         # ExportJobs that left (finished or deleted) -> the resourceVersion they left at: an
         # older event still in flight (e.g. of the operator's own status write) must not bring one back.
@@ -111,10 +119,28 @@ class ClusterState:
         elif not self._fresh("job", job, held):
             return Change()
         if event_type == "DELETED" or is_labelled_finished(job):
-            self.jobs.pop(owner, None)
+            self._set_job(owner, None)
         else:
-            self.jobs[owner] = slim(job)
+            self._set_job(owner, slim(job))
         return Change(exports={owner} if owner in self.exports else set())
+
+    def _set_job(self, owner: str, job: Object | None) -> None:
+        """Hold `job` as `owner`'s Job (None: no Job), and count the slots held per namespace."""
+        self.jobs.pop(owner, None)
+        namespace = self._slots.pop(owner, None)  # what was counted, whatever became of that object since
+        if namespace is not None:
+            self.running[namespace] -= 1
+            if self.running[namespace] <= 0:
+                del self.running[namespace]
+        if job is not None:
+            self.jobs[owner] = job
+            if not job_finished(job):
+                self._slots[owner] = job["metadata"]["namespace"]
+                self.running[job["metadata"]["namespace"]] += 1
+
+    @property
+    def running_total(self) -> int:
+        return sum(self.running.values())
 
     def _fresh(self, kind: str, obj: Object, held: Object | None) -> bool:
         if held is not None:
@@ -126,11 +152,11 @@ class ClusterState:
     def replace(self, exportjobs: Iterable[Object], exportjobs_rv: str, jobs: Iterable[Object], jobs_rv: str) -> None:
         """Start over from LISTs of the unfinished ExportJobs and worker Jobs."""
         self.exports = {ej["metadata"]["uid"]: slim(ej) for ej in exportjobs}
-        self.jobs = {}
+        self.jobs, self.running, self._slots = {}, Counter(), {}
         for job in jobs:
             owner = owner_uid(job)
             if owner is not None:
-                self.jobs[owner] = slim(job)
+                self._set_job(owner, slim(job))
         self._listed_rv = {"exportjob": _int_or_zero(exportjobs_rv), "job": _int_or_zero(jobs_rv)}
         self._left = {}  # whatever left before the LIST is older than it: `_fresh` filters those events
 
@@ -138,12 +164,12 @@ class ClusterState:
     def put_job(self, owner: str, job: Object) -> None:
         """A Job this operator has just created (or a placeholder while it is being created)."""
         if _newer(job, self.jobs.get(owner)):
-            self.jobs[owner] = job
+            self._set_job(owner, job)
 
     def forget_job(self, owner: str, job_name: str) -> None:
         held = self.jobs.get(owner)
         if held is not None and held["metadata"].get("name") == job_name:
-            del self.jobs[owner]
+            self._set_job(owner, None)
 
     def orphans(self) -> list[Object]:
         """Worker Jobs whose ExportJob the store does not hold."""
