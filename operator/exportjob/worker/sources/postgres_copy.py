@@ -12,8 +12,9 @@ task (connection parameters, exported snapshot, COPY statement, descriptor numbe
 `SET TRANSACTION SNAPSHOT`, streams its COPY into the spill file and answers `{"rows": n}`, or the
 failure (`reason`, `message`, `retryable`; `errno` for a write error, which the parent classifies as
 it does its own). EOF on stdin (the parent gone) ends the child. The child ignores SIGINT (the
-parent handles a Ctrl-C of `exportjob run`), dies with its parent (PR_SET_PDEATHSIG) and is killed by
-the parent when the export fails; its spill file is anonymous, so a killed range leaves nothing.
+parent handles a Ctrl-C of `exportjob run`), dies with its parent (PR_SET_PDEATHSIG) and is stopped
+by the parent when the export fails (SIGTERM: it cancels its query and exits); its spill file is
+anonymous, so a stopped range leaves nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _INVALID_PARAMETER = re.compile(
 _TRANSIENT_STATES = ("57P01", "57P02", "57P03", "40001", "40P01", "55P03")
 _TRANSIENT_CLASSES = ("08", "53", "58")
 _PR_SET_PDEATHSIG = 1
+STOP_SECONDS = 5  # a range process told to stop (SIGTERM) is killed when it has not gone after this long
 
 RowsCallback = Callable[[int], None]  # called with the number of data rows written so far
 Waiter = Callable[[int], None]  # waits until the libpq socket (the argument) is readable
@@ -168,7 +170,7 @@ def stream_copy(
     (protocol docs), which is what makes the crlf rewrite safe.
     """
     pgconn.send_query_params(statement, None)
-    result = _next_result(pgconn)
+    result = _next_result(pgconn, wait)  # the server sends CopyOutResponse with the first rows, maybe much later
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         _drain(pgconn)
         raise _error(pgconn, result)
@@ -213,10 +215,10 @@ def _join_records(records: list[Any], crlf: bool) -> bytes:
     return b"\r\n".join([record[:-1] for record in records]) + b"\r\n"
 
 
-def _next_result(pgconn: Any) -> Any:
+def _next_result(pgconn: Any, wait: Waiter = _wait_readable) -> Any:
     """The next result of the running query, waiting on the socket (interruptibly) while libpq is busy."""
     while pgconn.is_busy():
-        select.select([pgconn.socket], [], [])
+        wait(pgconn.socket)
         pgconn.consume_input()
     return pgconn.get_result()
 
@@ -279,8 +281,13 @@ class RangeProcess:
         return self.reply
 
     def kill(self) -> None:
+        """Stop the child: SIGTERM (it cancels its query, so its server backend stops too), SIGKILL if it lingers."""
         if self._process.poll() is None:
-            self._process.kill()
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
         self._process.wait()
 
     def close(self) -> None:
@@ -294,6 +301,14 @@ def run_range(task: dict[str, Any]) -> int:
     """In the range process: connect into the exported snapshot and stream one COPY into the spill file."""
     dsn, timeout = task["dsn"], task["timeout"]
     connection = connect(task["params"], dsn, timeout, shared=True, snapshot=task["snapshot"])
+
+    def stop(signum: int, frame: Any) -> None:  # the parent gives up: cancel the query, then go at once
+        try:
+            connection.cancel()
+        finally:
+            os._exit(1)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         with open(task["fd"], "wb", buffering=SPILL_WRITE_BYTES) as file:
             try:
