@@ -24,6 +24,7 @@ permanent `InvalidCredentials`. The DSN never appears in a message.
 from __future__ import annotations
 
 import os
+import re
 import select
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +55,9 @@ _COPY_ENCODINGS = {"utf-8": "UTF8", "utf-8-sig": "UTF8", "latin-1": "LATIN1"}
 _SESSION_OPTIONS = "-c default_transaction_read_only=on"
 _XML_OID = 142
 _INT_OIDS = (20, 21, 23)  # int8, int2, int4: the types splitColumn accepts
+# `SELECT * FROM table` (an identifier, maybe schema-qualified and quoted): what parallelism splits by blocks.
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_PLAIN_TABLE = re.compile(rf"select\s+\*\s+from\s+({_IDENTIFIER}(?:\s*\.\s*{_IDENTIFIER})?)", re.IGNORECASE)
 
 
 class PostgresSource(RowSource):
@@ -177,10 +181,10 @@ class PostgresSource(RowSource):
         # Positional aliases (q(c0, c1, ...)) so that duplicated or odd column names stay addressable.
         positional = sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(names)))
         statements = []
-        for predicate in self._ranges(names, oids):
+        for query, predicate in self._ranges(names, oids):
             select = sql.SQL("SELECT {} FROM (\n{}\n) AS q({}){}").format(
                 sql.SQL(", ").join(items),
-                sql.SQL(self._query),
+                query,
                 positional,
                 sql.SQL("") if predicate is None else sql.SQL(" WHERE {}").format(predicate),
             )
@@ -191,11 +195,18 @@ class PostgresSource(RowSource):
             )
         return statements, headers
 
-    def _ranges(self, names: list[str], oids: list[int]) -> list[sql.Composable | None]:
-        """One WHERE predicate per range of `splitColumn` (ascending, NULLs last), or [None] for one range."""
+    def _ranges(self, names: list[str], oids: list[int]) -> list[tuple[sql.Composable, sql.Composable | None]]:
+        """Per range, in output order: the query to read and a WHERE predicate on its result (or None).
+
+        One range: the query itself. `splitColumn`: equal-width ranges of the key (ascending, NULLs last).
+        No splitColumn: the query must read one plain table, cut into ranges of its blocks (`_block_ranges`).
+        """
         column = self._spec.split_column
-        if self._spec.parallelism <= 1 or column is None:
-            return [None]
+        whole = sql.SQL(self._query)
+        if self._spec.parallelism <= 1:
+            return [(whole, None)]
+        if column is None:
+            return [(query, None) for query in self._block_ranges()]
         if column not in names:
             raise permanent(
                 Reason.INVALID_SPEC, f"splitColumn {column!r} is not a column of the query (it has: {', '.join(names)})"
@@ -214,7 +225,7 @@ class PostgresSource(RowSource):
             raise self._query_failure(error) from None
         low, high = result.get_value(0, 0), result.get_value(0, 1)
         if low is None or high is None:
-            return [None]
+            return [(whole, None)]
         cuts = split_points(int(low), int(high), self._spec.parallelism)
         predicates: list[sql.Composable | None] = []
         for number in range(len(cuts) + 1):
@@ -226,7 +237,48 @@ class PostgresSource(RowSource):
             if number == len(cuts):  # the last range also takes the NULL keys (they sort last)
                 parts = [sql.SQL("({} OR {} IS NULL)").format(sql.SQL(" AND ").join(parts) or sql.SQL("true"), key)]
             predicates.append(sql.SQL(" AND ").join(parts))
-        return predicates
+        return [(whole, predicate) for predicate in predicates]
+
+    def _block_ranges(self) -> list[sql.Composable]:
+        """`SELECT * FROM table` cut into ranges of the table's blocks (`ctid` ranges: a TID Range Scan each, so
+        no range reads another's blocks, and no bounds query). A sequential scan (synchronize_seqscans off)
+        returns the rows in block order, so the ranges in order are the bytes of one connection's export."""
+        match = _PLAIN_TABLE.fullmatch(self._query)
+        if match is None:
+            raise permanent(
+                Reason.INVALID_SPEC,
+                "parallelism > 1 needs splitColumn (an integer column of the query to split by), or a query of "
+                "the form SELECT * FROM table (split by the table's blocks)",
+            )
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT c.relkind::text, c.relhassubclass, pg_relation_size(c.oid) / current_setting("
+                    "'block_size')::int8 FROM pg_class c WHERE c.oid = to_regclass(%s)",
+                    (match.group(1),),
+                )
+                row = cursor.fetchone()
+        except psycopg.Error as error:
+            raise self._query_failure(error) from None
+        if row is None or row[0] not in ("r", "m") or row[1]:
+            raise permanent(
+                Reason.INVALID_SPEC,
+                f"parallelism > 1 without splitColumn splits a table by its blocks: {match.group(1)} is not a plain "
+                "table or materialized view (a view, a partitioned or inherited table); set splitColumn",
+            )
+        blocks = int(row[2])
+        if blocks <= 1:
+            return [sql.SQL(self._query)]
+        cuts = split_points(0, blocks - 1, self._spec.parallelism)
+        queries: list[sql.Composable] = []
+        for number in range(len(cuts) + 1):
+            parts = []
+            if number > 0:
+                parts.append(sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({cuts[number - 1]},0)")))
+            if number < len(cuts):
+                parts.append(sql.SQL("ctid < {}::tid").format(sql.Literal(f"({cuts[number]},0)")))
+            queries.append(sql.SQL("{} WHERE {}").format(sql.SQL(self._query), sql.SQL(" AND ").join(parts)))
+        return queries
 
     def copy_csv(
         self,
@@ -248,7 +300,7 @@ class PostgresSource(RowSource):
         processes: list[RangeProcess] = []
         try:
             # Started first: their interpreter start-up and psycopg import overlap the probe and bounds queries.
-            if self._spec.parallelism > 1 and self._spec.split_column is not None:
+            if self._spec.parallelism > 1:
                 for _ in range(1, self._spec.parallelism):
                     file = spill() if spill is not None else tempfile.TemporaryFile()  # noqa: SIM115
                     try:
