@@ -9,6 +9,10 @@ quoted header aliases, the guard as a CASE expression on text-like columns,
 booleans as true/false like the Python path) so the server does the work and
 numbers are never altered.
 
+`parallelism` N > 1 (CSV): N ranges (of `splitColumn`, or of the table's blocks for `SELECT * FROM
+table`) over N connections sharing one exported snapshot; range 0 streams into the output here, ranges
+1..N-1 in range processes (`postgres_copy.RangeProcess`) into scratch files appended in order.
+
 Other formats: a named (server-side) cursor read with `fetchmany(fetchSize)`;
 never a client-side cursor, which would load the whole result into memory.
 
