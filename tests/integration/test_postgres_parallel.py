@@ -88,12 +88,16 @@ def orders(postgres):
     return "par_orders"
 
 
-def export(tmp_path, postgres, query, name, **source):
-    spec = {
+def spec_for(query: str, path: str, **source) -> dict:
+    return {
         "format": "csv",
         "source": {"postgres": {"query": query, "connectionSecretRef": {"name": "pg", "key": "dsn"}, **source}},
-        "output": {"path": f"out/{name}.csv"},
+        "output": {"path": path},
     }
+
+
+def export(tmp_path, postgres, query, name, **source):
+    spec = spec_for(query, f"out/{name}.csv", **source)
     return execute(parse_spec(spec), str(tmp_path), Credentials(postgres_dsn=postgres.dsn()))
 
 
@@ -192,18 +196,7 @@ def test_a_range_process_that_hits_a_full_disk_fails_the_export(tiny_volume, pos
         "SELECT CASE WHEN g <= 10 THEN g ELSE g + 1000000 END AS k, "
         "CASE WHEN g > 10 THEN repeat('x', 1000) END AS pad FROM generate_series(1, 4000) g"
     )
-    spec = {
-        "format": "csv",
-        "source": {
-            "postgres": {
-                "query": query,
-                "connectionSecretRef": {"name": "pg", "key": "dsn"},
-                "parallelism": 2,
-                "splitColumn": "k",
-            }
-        },
-        "output": {"path": "reports/full.csv"},
-    }
+    spec = spec_for(query, "reports/full.csv", parallelism=2, splitColumn="k")
     result = execute(parse_spec(spec), tiny_volume, Credentials(postgres_dsn=postgres.dsn()))
     assert (result.reason, result.retryable) == (Reason.DISK_FULL, True)
     assert "No space left on device" in result.message and "reports/full.csv" in result.message
@@ -214,18 +207,7 @@ def test_a_range_process_that_hits_a_full_disk_fails_the_export(tiny_volume, pos
 def test_sigterm_stops_the_range_processes_and_leaves_nothing(tmp_path, postgres, nap):
     # Range 1 sleeps in the server; the worker is told to stop while it waits for that range.
     query = "SELECT g AS k, CASE WHEN g = 4000 THEN par_nap(61, '1') END AS x FROM generate_series(1, 4000) g"
-    spec = {
-        "format": "csv",
-        "source": {
-            "postgres": {
-                "query": query,
-                "connectionSecretRef": {"name": "pg", "key": "dsn"},
-                "parallelism": 3,
-                "splitColumn": "k",
-            }
-        },
-        "output": {"path": "out/term.csv"},
-    }
+    spec = spec_for(query, "out/term.csv", parallelism=3, splitColumn="k")
     log = tmp_path / "log"
     root = tmp_path / "root"
     root.mkdir()
