@@ -238,7 +238,7 @@ def with_baseline(items: list[Any], tree: Path, ref: str) -> list[Any]:
     out: list[Any] = []
     for item in items:
         out.append(item)
-        if isinstance(item, Case) and Path(item.argv[0]).name == "exportjob-worker":
+        if isinstance(item, Case) and item.baseline and Path(item.argv[0]).name == "exportjob-worker":
             twin = f"{item.name}@base"
             twins[item.name] = twin
             root = item.output.parent.with_name(twin)
