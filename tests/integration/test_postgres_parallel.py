@@ -190,6 +190,16 @@ def test_a_failing_range_fails_the_export_while_the_first_range_still_runs(tmp_p
     assert wait_for(lambda: sleeping_queries(postgres, "par_nap(60") == 0)  # range 0's query was cancelled
 
 
+def test_a_range_process_that_dies_without_an_answer_is_a_crash_and_leaves_nothing(
+    tmp_path, postgres, orders, monkeypatch
+):
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the range processes exit 1 at once
+    with pytest.raises(RuntimeError, match="exited with code 1 without a result"):
+        export(tmp_path, postgres, "SELECT * FROM par_orders", "dead", parallelism=3, splitColumn="id")
+    assert list((tmp_path / "out").iterdir()) == []
+    assert range_processes(os.getpid()) == []
+
+
 def test_a_range_process_that_hits_a_full_disk_fails_the_export(tiny_volume, postgres):
     # Keys 1..10, then 1,000,011..: range 0 holds 10 short rows, range 1 (a range process) ~4 MB for 1 MiB.
     query = (

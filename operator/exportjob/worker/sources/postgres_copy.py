@@ -264,8 +264,11 @@ class RangeProcess:
 
     def start(self, task: dict[str, Any]) -> None:
         assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps({**task, "fd": self._fd}).encode() + b"\n")
-        self._process.stdin.close()
+        try:
+            self._process.stdin.write(json.dumps({**task, "fd": self._fd}).encode() + b"\n")
+            self._process.stdin.close()
+        except BrokenPipeError:  # it died starting: `read_reply` reports its exit code
+            pass
 
     def read_reply(self) -> dict[str, Any]:
         """The child's answer (blocks until it exits: it answers just before); a dead child's is a crash."""
