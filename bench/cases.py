@@ -45,6 +45,7 @@ class Case:
     output: Path
     env: dict[str, str] = field(default_factory=dict)
     result_file: Path | None = None  # the worker's result JSON: its durationSeconds excludes process start-up
+    baseline: bool = True  # run.py --baseline runs it with the baseline's worker too (False: a feature it lacks)
 
 
 @dataclass
@@ -140,10 +141,23 @@ def postgres_csv(ctx: Context) -> Iterable[Item]:
             ctx,
             env,
         )
+    for n in (2, 4):
+        blocks = worker_case(
+            f"pg-worker-blocks{n}",
+            f"exportjob-worker, defaults, parallelism {n} (no splitColumn: table block ranges)",
+            ctx.pg_rows,
+            {"format": "csv", "source": {"postgres": {**source["postgres"], "parallelism": n}}},
+            ctx,
+            env,
+        )
+        blocks.baseline = False
+        yield blocks
     yield Comparison("pg-worker", "pg-psql", f"PostgreSQL {ctx.pg_rows:,} rows -> CSV: worker vs psql", 0.9)
     yield Comparison("pg-worker-plain", "pg-psql", "  same, guard off and lf (what psql does)")
     yield Comparison("pg-worker-par2", "pg-psql", "  worker, parallelism 2, vs psql", 1.3)
     yield Comparison("pg-worker-par4", "pg-psql", "  worker, parallelism 4, vs psql")
+    yield Comparison("pg-worker-blocks2", "pg-psql", "  worker, parallelism 2 by table blocks, vs psql", 1.3)
+    yield Comparison("pg-worker-blocks4", "pg-psql", "  worker, parallelism 4 by table blocks, vs psql")
 
 
 @register

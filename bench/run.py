@@ -25,6 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from cases import CHILDREN, PG_TABLE, REGISTRY, Case, Comparison, Context, Memor
 from machine import cpu_model
 
 TIME = "/usr/bin/time"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def machine() -> str:
@@ -213,6 +217,51 @@ def run_pdf_cases(quick: bool, repeat: int) -> list[dict[str, Any]]:
     return results
 
 
+@contextmanager
+def baseline_tree(ref: str | None) -> Iterator[Path | None]:
+    """The source of git revision `ref` in a temporary worktree (removed afterwards), or None."""
+    if not ref:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="exportjob-baseline-"))
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
+
+
+def with_baseline(items: list[Any], tree: Path, ref: str) -> list[Any]:
+    """Each `exportjob-worker` case followed by its twin running the baseline's source (PYTHONPATH, ahead of
+    the venv's editable install), and each comparison of such a case repeated for the twin."""
+    twins: dict[str, str] = {}
+    out: list[Any] = []
+    for item in items:
+        out.append(item)
+        if isinstance(item, Case) and item.baseline and Path(item.argv[0]).name == "exportjob-worker":
+            twin = f"{item.name}@base"
+            twins[item.name] = twin
+            root = item.output.parent.with_name(twin)
+            root.mkdir(parents=True, exist_ok=True)
+            old = str(item.output.parent)
+            argv = [str(root) + a[len(old) :] if a.startswith(old) else a for a in item.argv]
+            out.append(
+                replace(
+                    item,
+                    name=twin,
+                    label=f"{item.label} [baseline {ref}]",
+                    argv=argv,
+                    output=root / item.output.name,
+                    env={**item.env, "PYTHONPATH": str(tree / "operator")},
+                    result_file=root / item.result_file.name if item.result_file else None,
+                )
+            )
+    for item in items:
+        if isinstance(item, Comparison) and item.ours in twins:
+            out.append(replace(item, ours=twins[item.ours], title=f"{item.title} [baseline {ref}]"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (a smoke run)")
@@ -225,6 +274,11 @@ def main() -> None:
     parser.add_argument("--memory-rows", type=int, help="synthetic rows for the CSV peak-RSS case (default 10,000,000)")
     parser.add_argument("--only", metavar="PREFIX", help="only the cases whose name starts with PREFIX (e.g. pg)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="git revision whose worker runs every worker case too, right after ours (`<case>@base`)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "ROWS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -247,7 +301,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="exportjob-startup-") as tmp:
             results += run_startup(args.repeat, Path(tmp))
         print()
-    with tempfile.TemporaryDirectory(prefix="exportjob-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="exportjob-bench-") as tmp, baseline_tree(args.baseline) as base:
         server = None
         if not args.no_postgres and (not args.only or args.only.startswith("pg")):
             from pgserver import TempPostgres
@@ -266,6 +320,8 @@ def main() -> None:
                     if (i.name if isinstance(i, Case) else i.case if isinstance(i, MemoryCheck) else i.ours) in keep
                     and (not isinstance(i, Comparison) or i.baseline in keep)
                 ]
+            if base is not None:
+                items = with_baseline(items, base, args.baseline)
             by_name: dict[str, dict[str, Any]] = {}
             print(f"  {'case':<18} {'rows/s':>12} {'export r/s':>12} {'MB/s':>7} {'RSS MB':>8} {'rows':>11}")
             for item in items:

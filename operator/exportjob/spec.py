@@ -109,9 +109,10 @@ class PostgresSource(_Model):
         ge=1,
         le=16,
         description=(
-            "CSV only: connections that export the result at once, each one range of splitColumn, all reading "
-            "one consistent snapshot; the ranges are written in ascending order into the one file. 1: one "
-            "connection, the query's own order."
+            "CSV only: connections that export the result at once, each one range of splitColumn (or, without "
+            "it, of the table's blocks when the query is SELECT * FROM table), all reading one consistent "
+            "snapshot; the ranges are written in ascending order into the one file. 1: one connection, the "
+            "query's own order."
         ),
     )
     split_column: str | None = Field(
@@ -120,15 +121,10 @@ class PostgresSource(_Model):
         max_length=256,
         description=(
             "Integer column of the query's result that parallelism splits into equal-width ranges of its "
-            "min..max (rows with NULL keys last); required when parallelism > 1."
+            "min..max (rows with NULL keys last); required when parallelism > 1, unless the query is "
+            "SELECT * FROM table."
         ),
     )
-
-    @model_validator(mode="after")
-    def _split_column_for_parallelism(self) -> PostgresSource:
-        if self.parallelism > 1 and self.split_column is None:
-            raise ValueError("parallelism > 1 needs splitColumn (an integer column of the query to split by)")
-        return self
 
 
 class HttpSource(_Model):

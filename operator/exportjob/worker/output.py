@@ -227,6 +227,13 @@ class _SpillFile(io.RawIOBase):
         except OSError as error:
             raise write_failure(error, self._path) from None
 
+    def fileno(self) -> int:  # a PostgreSQL range process writes into the scratch file through this descriptor
+        return self._file.fileno()
+
+    def failure(self, error: OSError) -> ExportFailure:
+        """How a write error on this file (e.g. a range process's) is reported."""
+        return write_failure(error, self._path)
+
     def close(self) -> None:
         self._file.close()
         super().close()

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from typing import Any
-
-from exportjob.spec import Column
+from typing import TYPE_CHECKING, Any
 
 from .errors import Reason, permanent
+
+if TYPE_CHECKING:  # the spec model (pydantic) is not imported by the rows a range process needs
+    from exportjob.spec import Column
 
 Row = tuple[Any, ...]
 Batch = list[Row]

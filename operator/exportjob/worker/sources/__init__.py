@@ -7,10 +7,14 @@ the COPY fast path the engine uses for CSV.
 
 from __future__ import annotations
 
-from exportjob.spec import ExportJobSpec
+from typing import TYPE_CHECKING
 
-from ..credentials import Credentials
 from .base import RowSource
+
+if TYPE_CHECKING:  # a PostgreSQL range process imports this package: it needs neither (nor pydantic)
+    from exportjob.spec import ExportJobSpec
+
+    from ..credentials import Credentials
 
 
 def open_source(spec: ExportJobSpec, credentials: Credentials) -> RowSource:
