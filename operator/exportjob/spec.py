@@ -37,6 +37,18 @@ MAX_INLINE_ROWS = 10_000
 MAX_COLUMNS = 512
 
 
+# `SELECT * FROM table` (an identifier, maybe schema-qualified and quoted): what parallelism may split by the
+# table's blocks without a splitColumn (the worker checks that it is a plain table).
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_PLAIN_TABLE = re.compile(rf"select\s+\*\s+from\s+({_IDENTIFIER}(?:\s*\.\s*{_IDENTIFIER})?)", re.IGNORECASE)
+
+
+def plain_table(query: str) -> str | None:
+    """The table of a query `SELECT * FROM table` (trailing `;` and spaces ignored), else None."""
+    match = _PLAIN_TABLE.fullmatch(query.strip().rstrip(";").strip())
+    return match.group(1) if match else None
+
+
 class _Model(BaseModel):
     """Base of every API model: camelCase aliases, unknown fields rejected, immutable."""
 
@@ -125,6 +137,15 @@ class PostgresSource(_Model):
             "SELECT * FROM table."
         ),
     )
+
+    @model_validator(mode="after")
+    def _a_split_for_parallelism(self) -> PostgresSource:
+        if self.parallelism > 1 and self.split_column is None and plain_table(self.query) is None:
+            raise ValueError(
+                "parallelism > 1 needs splitColumn (an integer column of the query to split by), or a query of "
+                "the form SELECT * FROM table (split by the table's blocks)"
+            )
+        return self
 
 
 class HttpSource(_Model):

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from exportjob.spec import parse_spec
+from exportjob.spec import SpecError, parse_spec
 from exportjob.worker.credentials import Credentials
 from exportjob.worker.engine import execute
 from exportjob.worker.errors import Reason
@@ -250,9 +250,9 @@ def test_split_column_errors_are_permanent(tmp_path, postgres, orders):
     assert "'nope' is not a column" in result.message and "id, name" in result.message
     result = export(tmp_path, postgres, "SELECT * FROM par_orders", "x", parallelism=2, splitColumn="name")
     assert (result.reason, result.retryable) == (Reason.INVALID_SPEC, False) and "integer" in result.message
-    result = export(tmp_path, postgres, "SELECT 1 AS x", "x", parallelism=2)
-    assert (result.reason, result.retryable) == (Reason.INVALID_SPEC, False)
-    assert "needs splitColumn" in result.message and "SELECT * FROM table" in result.message
+    # Neither splitColumn nor SELECT * FROM table: refused by the spec's validation, before any worker runs.
+    with pytest.raises(SpecError, match=r"needs splitColumn .* SELECT \* FROM table"):
+        parse_spec(spec_for("SELECT 1 AS x", "x", parallelism=2))
     postgres.execute("CREATE OR REPLACE VIEW par_view AS SELECT * FROM par_orders")
     result = export(tmp_path, postgres, "SELECT * FROM par_view", "x", parallelism=2)
     assert (result.reason, result.retryable) == (Reason.INVALID_SPEC, False)
