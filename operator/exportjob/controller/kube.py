@@ -8,7 +8,7 @@ cache — because admission must count what exists now.
 Requests go through the client's `ApiClient` (its configuration, credentials
 with their refresh hooks, TLS and connection pool) but not through its
 generated API classes: those validate every call's arguments with pydantic and
-import some 40 MB of models, and this module only ever sends and receives JSON
+import some 27 MB of models, and this module only ever sends and receives JSON
 (bench/README.md: about a tenth of the operator's CPU per export). Every
 response is read to the end, so its connection goes back to the pool.
 
@@ -61,26 +61,18 @@ def load_client_configuration(connections: int = 10) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def _path(*segments: str) -> str:
-    return "/" + "/".join(quote(segment, safe="") for segment in segments)
+EXPORTJOBS = ("apis", API_GROUP, API_VERSION, PLURAL)
+JOBS = ("apis", "batch", "v1", "jobs")
+LEASES = ("apis", "coordination.k8s.io", "v1", "leases")
+CORE = ("api", "v1")
 
 
-def _exportjobs(namespace: str | None = None, *rest: str) -> str:
+def _url(api: tuple[str, ...], namespace: str | None, *rest: str) -> str:
+    """The REST path of a resource (`api`: its group/version path, then its plural), in a namespace or
+    across all of them, then a name and a subresource (`rest`), each segment escaped."""
+    *group_version, resource = api
     scope = ("namespaces", namespace) if namespace else ()
-    return _path("apis", API_GROUP, API_VERSION, *scope, PLURAL, *rest)
-
-
-def _batch(namespace: str | None, *rest: str) -> str:
-    scope = ("namespaces", namespace) if namespace else ()
-    return _path("apis", "batch", "v1", *scope, "jobs", *rest)
-
-
-def _core(namespace: str, resource: str, *rest: str) -> str:
-    return _path("api", "v1", "namespaces", namespace, resource, *rest)
-
-
-def _leases(namespace: str, *rest: str) -> str:
-    return _path("apis", "coordination.k8s.io", "v1", "namespaces", namespace, "leases", *rest)
+    return "/" + "/".join(quote(segment, safe="") for segment in (*group_version, *scope, resource, *rest))
 
 
 def _merge(listings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -159,14 +151,17 @@ class KubeApi:
     # --- ExportJobs -------------------------------------------------------
     def list_exportjobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """The matching ExportJobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
-        paths = [_exportjobs(ns) for ns in self.namespaces] or [_exportjobs()]
+        paths = [_url(EXPORTJOBS, ns) for ns in self.namespaces] or [_url(EXPORTJOBS, None)]
         return self._list(paths, label_selector)
 
     def label_exportjob(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any] | None:
         """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched); the result."""
         try:
             return self._request(
-                "PATCH", _exportjobs(namespace, name), body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH
+                "PATCH",
+                _url(EXPORTJOBS, namespace, name),
+                body={"metadata": {"labels": labels}},
+                content_type=MERGE_PATCH,
             )
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to label
@@ -181,7 +176,9 @@ class KubeApi:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return self._request("PATCH", _exportjobs(namespace, name, "status"), body=body, content_type=MERGE_PATCH)
+            return self._request(
+                "PATCH", _url(EXPORTJOBS, namespace, name, "status"), body=body, content_type=MERGE_PATCH
+            )
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{namespace}/{name} changed meanwhile") from None
@@ -190,14 +187,14 @@ class KubeApi:
     # --- worker Jobs ------------------------------------------------------
     def list_jobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """The matching Jobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
-        paths = [_batch(ns) for ns in self.namespaces] or [_batch(None)]
+        paths = [_url(JOBS, ns) for ns in self.namespaces] or [_url(JOBS, None)]
         return self._list(paths, label_selector)
 
     def label_job(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         """Merge-patch labels onto a worker Job (the `finished` label drops it out of the operator's watch)."""
         try:
             self._request(
-                "PATCH", _batch(namespace, name), body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH
+                "PATCH", _url(JOBS, namespace, name), body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH
             )
         except ApiException as error:
             if error.status != 404:
@@ -207,13 +204,13 @@ class KubeApi:
         """Create the Job, or adopt the existing one of the same name and owner. Returns (job, created)."""
         namespace = manifest["metadata"]["namespace"]
         try:
-            return self._request("POST", _batch(namespace), body=manifest), True
+            return self._request("POST", _url(JOBS, namespace), body=manifest), True
         except ApiException as error:
             if _namespace_terminating(error):
                 raise NamespaceTerminating(f"namespace {namespace} is being deleted") from None
             if error.status != 409:
                 raise
-        existing = self._request("GET", _batch(namespace, manifest["metadata"]["name"]))
+        existing = self._request("GET", _url(JOBS, namespace, manifest["metadata"]["name"]))
         wanted = manifest["metadata"]["ownerReferences"][0]["uid"]
         owners = [ref.get("uid") for ref in existing["metadata"].get("ownerReferences") or []]
         if wanted not in owners:
@@ -223,7 +220,7 @@ class KubeApi:
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a worker Job; foreground, so it stays listed (holding its slot) until its Pods are gone."""
         try:
-            self._request("DELETE", _batch(namespace, name), query={"propagationPolicy": "Foreground"})
+            self._request("DELETE", _url(JOBS, namespace, name), query={"propagationPolicy": "Foreground"})
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -236,7 +233,9 @@ class KubeApi:
         """
         uid = job["metadata"]["uid"]
         found = self._request(
-            "GET", _core(namespace, "pods"), query={"labelSelector": f"batch.kubernetes.io/controller-uid={uid}"}
+            "GET",
+            _url((*CORE, "pods"), namespace),
+            query={"labelSelector": f"batch.kubernetes.io/controller-uid={uid}"},
         )
         return [pod for pod in found["items"] if controlled_by(pod, uid)]
 
@@ -244,7 +243,7 @@ class KubeApi:
     def claim_exists(self, namespace: str, name: str) -> bool:
         """The claim exists and is not being deleted (a Terminating claim cannot be mounted by a new Pod)."""
         try:
-            claim = self._request("GET", _core(namespace, "persistentvolumeclaims", name))
+            claim = self._request("GET", _url((*CORE, "persistentvolumeclaims"), namespace, name))
         except ApiException as error:
             if error.status == 404:
                 return False
@@ -253,7 +252,7 @@ class KubeApi:
 
     def service_account_exists(self, namespace: str, name: str) -> bool:
         try:
-            self._request("GET", _core(namespace, "serviceaccounts", name), accept=METADATA_ONLY)
+            self._request("GET", _url((*CORE, "serviceaccounts"), namespace, name), accept=METADATA_ONLY)
             return True
         except ApiException as error:
             if error.status == 404:
@@ -264,7 +263,7 @@ class KubeApi:
         """None when Secret `name` has `key` (and matches `selector`, the admin's secretSelector); otherwise one
         message that does not say which of the three is wrong. Never returns or logs the value."""
         try:
-            secret = self._request("GET", _core(namespace, "secrets", name))
+            secret = self._request("GET", _url((*CORE, "secrets"), namespace, name))
         except ApiException as error:
             if error.status == 404:
                 return secret_unavailable(namespace, name, key, selector)
@@ -282,7 +281,7 @@ class KubeApi:
         """
         resource = {"Secret": "secrets", "PersistentVolumeClaim": "persistentvolumeclaims"}[kind]
         try:
-            found = self._request("GET", _core(namespace, resource, name), accept=METADATA_ONLY)
+            found = self._request("GET", _url((*CORE, resource), namespace, name), accept=METADATA_ONLY)
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -299,7 +298,7 @@ class KubeApi:
     def read_lease(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
         """(spec, resourceVersion) of the Lease, or None when it does not exist."""
         try:
-            lease = self._request("GET", _leases(namespace, name))
+            lease = self._request("GET", _url(LEASES, namespace, name))
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -316,10 +315,10 @@ class KubeApi:
         }
         try:
             if resource_version is None:
-                self._request("POST", _leases(namespace), body=body)
+                self._request("POST", _url(LEASES, namespace), body=body)
             else:
                 body["metadata"]["resourceVersion"] = resource_version
-                self._request("PUT", _leases(namespace, name), body=body)
+                self._request("PUT", _url(LEASES, namespace, name), body=body)
         except ApiException as error:
             if error.status == 409:  # AlreadyExists on create, Conflict on replace
                 raise Conflict(f"Lease {namespace}/{name} was written by someone else") from None
@@ -351,7 +350,7 @@ class KubeApi:
             "reportingInstance": COMPONENT,
         }
         try:
-            self._request("POST", _core(meta["namespace"], "events"), body=body)
+            self._request("POST", _url((*CORE, "events"), meta["namespace"]), body=body)
         except ApiException as error:  # events are best effort; never fail a reconcile over one
             if _namespace_terminating(error):
                 # the namespace is being deleted (with its ExportJobs): nothing left to tell anyone
