@@ -61,8 +61,8 @@ LEAST_PRIVILEGE = {
     ("", "secrets", "get"),
     ("", "events", "create"),
 }
-# Kopf's watch streams (handlers.py: on.event for ExportJobs and worker Jobs) need watch; kube.py lists.
-KOPF_WATCHES = {("exportjob.io", "exportjobs", "watch"), ("batch", "jobs", "watch")}
+# Kopf's watch stream (handlers.py: on.event for ExportJobs) needs watch; kube.py lists, and watches Jobs.
+KOPF_WATCHES = {("exportjob.io", "exportjobs", "watch")}
 # Leader election: kube.py's Lease calls, granted by a Role in the release namespace only.
 LEASE_PRIVILEGE = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 LEADER_ROLE = "exportjob-operator-leader-election"
@@ -434,7 +434,8 @@ class RecordingApiClient:
         self.sent: list[tuple[str, str]] = []
 
     def param_serialize(self, method, resource_path, query_params=None, header_params=None, auth_settings=None):
-        return method, resource_path, header_params or {}, None, []
+        watch = "?watch=true" if ("watch", "true") in (query_params or []) else ""
+        return method, resource_path + watch, header_params or {}, None, []
 
     def call_api(self, method, url, headers, body, post_params, _request_timeout=None):
         conflict = method == "POST" and url.endswith("/jobs") and not any(m == "POST" for m, _ in self.sent)
@@ -446,22 +447,39 @@ class RecordingApiClient:
 class RecordedResponse:
     def __init__(self, status: int, data: bytes) -> None:
         self.status, self.data, self.reason, self.headers = status, data, "recorded", {}
+        self.response = self  # the streamed answer of a watch: urllib3's response under the RESTResponse
 
     def read(self) -> bytes:
         return self.data
+
+    def stream(self, amount: int):
+        yield self.data
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
 
     def getheaders(self) -> dict:
         return {}
 
 
 def permission(method: str, path: str) -> tuple[str, str, str]:
-    """(API group, resource[/subresource], verb) a request needs, from its REST path."""
+    """(API group, resource[/subresource], verb) a request needs, from its REST path (`?watch=true`: a watch)."""
+    path, watch = path.removesuffix("?watch=true"), path.endswith("?watch=true")
     parts = path.strip("/").split("/")
     group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
     if rest[:1] == ["namespaces"]:
         rest = rest[2:]
     resource, name, sub = rest[0], rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None
-    verbs = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    verbs = {
+        "GET": "get" if name else "watch" if watch else "list",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete",
+    }
     return group, f"{resource}/{sub}" if sub else resource, verbs[method]
 
 
@@ -478,6 +496,7 @@ def every_request_of_kube_py() -> set[tuple[str, str, str]]:
         "label_exportjob": lambda api: api.label_exportjob("ns", "e", {"a": "b"}),
         "patch_exportjob_status": lambda api: api.patch_exportjob_status("ns", "e", {"phase": "Queued"}, "1"),
         "list_jobs": lambda api: api.list_jobs("!x"),
+        "watch_jobs": lambda api: (list(api.watch_jobs(None, "!x", None)), list(api.watch_jobs("ns", "!x", "7"))),
         "label_job": lambda api: api.label_job("ns", "j", {"a": "b"}),
         "create_job": lambda api: api.create_job(job),  # 409, then the adopt GET: not ours
         "delete_job": lambda api: api.delete_job("ns", "j"),

@@ -1,12 +1,13 @@
-"""Kopf registrations: watch unfinished ExportJobs and worker Jobs; hand every event to the reconciler.
+"""Kopf registrations: watch unfinished ExportJobs, hand every event to the reconciler; start and stop.
 
-The handlers are deliberately thin. Kopf gives the operator its watch streams
-(with reconnects and timeouts), credentials, the liveness endpoint and signal
+The handlers are deliberately thin. Kopf gives the operator its ExportJob watch
+stream (with reconnects and timeouts), the liveness endpoint and signal
 handling; the reconciler (`exportjob.controller.reconciler`) keeps its picture
 of the cluster from the events handed over here and takes every decision in
-one loop. The watches carry a server-side label selector
-(`!exportjob.io/finished`), so finished exports and their Jobs never reach the
-operator at all: its memory and work do not grow with history.
+one loop. Worker Jobs are watched by the leaner `watchfeed.WatchFeed` threads,
+started and stopped here with the loop. Both watches carry a server-side label
+selector (`!exportjob.io/finished`), so finished exports and their Jobs never
+reach the operator at all: its memory and work do not grow with history.
 
 Because only `on.event` handlers are registered, Kopf keeps no per-object
 handler state: it adds no finalizers (deleting an ExportJob never waits for the
@@ -24,20 +25,16 @@ from typing import Any
 import kopf
 
 from exportjob.controller.loop import LoopRunner
-from exportjob.controller.manifests import (
-    LABEL_COMPONENT,
-    LABEL_MANAGED_BY,
-    MANAGED_BY,
-    UNFINISHED_SELECTOR,
-    UNFINISHED_WORKER_JOB_SELECTOR,
-)
+from exportjob.controller.manifests import UNFINISHED_SELECTOR
 from exportjob.controller.reconciler import Reconciler
+from exportjob.controller.watchfeed import WatchFeed
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 
 _reconciler: Reconciler | None = None
 _loop: LoopRunner | None = None
+_feeds: list[WatchFeed] = []
 
 
 class EventsOnlyDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
@@ -60,10 +57,10 @@ class EventsOnlyDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         return None
 
 
-def install(reconciler: Reconciler, loop: LoopRunner) -> None:
-    """Give the handlers the reconciler to feed and its loop (called once by `main` before Kopf starts)."""
-    global _reconciler, _loop
-    _reconciler, _loop = reconciler, loop
+def install(reconciler: Reconciler, loop: LoopRunner, feeds: list[WatchFeed]) -> None:
+    """Give the handlers the reconciler to feed, its loop and the Job watches (once, before Kopf starts)."""
+    global _reconciler, _loop, _feeds
+    _reconciler, _loop, _feeds = reconciler, loop, feeds
 
 
 @kopf.on.startup()
@@ -88,16 +85,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # object's last event; at start-up every unfinished export has one at once. Short-lived workers
     # keep that peak small (bench/README.md: operator RSS with 5,000 queued exports).
     settings.batching.idle_timeout = 1.0
-    # Server-side filters: only unfinished exports and their unfinished worker Jobs are ever sent.
+    # Server-side filter: only unfinished exports are ever sent (the Job feeds have their own).
     settings.watching.label_selectors[API_GROUP, PLURAL] = UNFINISHED_SELECTOR
-    settings.watching.label_selectors["batch", "jobs"] = UNFINISHED_WORKER_JOB_SELECTOR
     assert _loop is not None, "handlers.install() must run before the operator starts"
     _loop.start()
+    for feed in _feeds:
+        feed.start()
     _loop.wake()
 
 
 @kopf.on.cleanup()
 def shutdown(**_: Any) -> None:
+    for feed in _feeds:
+        feed.stop()
     if _loop is not None:
         _loop.stop()
     if _reconciler is not None:
@@ -108,9 +108,3 @@ def shutdown(**_: Any) -> None:
 async def exportjob_changed(event: kopf.RawEvent, **_: Any) -> None:
     if _reconciler is not None:
         _reconciler.observe("exportjob", event.get("type"), dict(event["object"]))
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_COMPONENT: "worker"})
-async def worker_job_changed(event: kopf.RawEvent, **_: Any) -> None:
-    if _reconciler is not None:
-        _reconciler.observe("job", event.get("type"), dict(event["object"]))

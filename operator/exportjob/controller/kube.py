@@ -5,12 +5,13 @@ classes), so the pure modules can be fed the same shapes in unit tests. Reads
 are direct LISTs and GETs against the API server — consistent reads, not a
 cache — because admission must count what exists now.
 
-Requests go through the client's `ApiClient` (its configuration, credentials
-with their refresh hooks, TLS and connection pool) but not through its
-generated API classes: those validate every call's arguments with pydantic and
-import some 27 MB of models, and this module only ever sends and receives JSON
-(bench/README.md: about a tenth of the operator's CPU per export). Every
-response is read to the end, so its connection goes back to the pool.
+Requests are built by the client's `ApiClient` (its configuration, credentials
+with their refresh hooks) but not through its generated API classes: those
+validate every call's arguments with pydantic and import some 27 MB of models,
+and this module only ever sends and receives JSON (bench/README.md: about a
+tenth of the operator's CPU per export). They are sent by a `transport`
+(`transport.py`: kept-alive connections); watches are streamed through the
+client's REST layer.
 
 RBAC this module needs (the chart grants exactly this, and tests/tools/test_chart.py
 checks the two agree): exportjobs list/watch/patch (patch: the `finished` label),
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from kubernetes.client.exceptions import ApiException
 
 from exportjob.controller.errors import Conflict, NamespaceTerminating, NotOurs
 from exportjob.controller.selectors import reference_problem, selector_matches
+from exportjob.controller.transport import REQUEST_TIMEOUT_SECONDS, ClientTransport, Transport
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,10 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"  
 
 
 MERGE_PATCH = "application/merge-patch+json"
-REQUEST_TIMEOUT_SECONDS = 30
+# A watch ends on the server after WATCH_SECONDS (then resumes); the client gives up on a silent one
+# a little later: bookmarks arrive about every minute, so silence that long means a dead connection.
+WATCH_SECONDS = 300
+WATCH_READ_TIMEOUT_SECONDS = WATCH_SECONDS + 30
 
 
 def load_client_configuration(connections: int = 10) -> client.ApiClient:
@@ -106,9 +111,14 @@ def _now() -> str:
 
 
 class KubeApi:
-    def __init__(self, api_client: client.ApiClient, namespaces: Iterable[str] = ()) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, namespaces: Iterable[str] = (), transport: Transport | None = None
+    ) -> None:
+        """`api_client` builds each request (host, credentials) and streams watches; `transport` sends the
+        others (default: through `api_client` too; `transport.transport_for` picks the leaner one)."""
         self.namespaces = list(namespaces)
         self.api_client = api_client
+        self.transport = transport or ClientTransport(api_client)
 
     def _request(
         self,
@@ -124,22 +134,56 @@ class KubeApi:
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
-        # The body is a plain dictionary, serialised as it is by the REST layer; `param_serialize` would
+        # The body is a plain dictionary, serialised as it is by the transport; `param_serialize` would
         # walk it first to turn model objects into dictionaries (there are none).
-        method, url, headers, _none, post_params = self.api_client.param_serialize(
+        method, url, headers, _none, _post_params = self.api_client.param_serialize(
             method,
             path,
             query_params=list((query or {}).items()),
             header_params=headers,
             auth_settings=["BearerToken"],
         )
-        response = self.api_client.call_api(
-            method, url, headers, body, post_params, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        answer = self.transport.send(method, url, headers, body)
+        if not 200 <= answer.status <= 299:
+            raise ApiException.from_response(http_resp=answer, body=None, data=None)
+        return json.loads(answer.data) if answer.data else {}
+
+    def _stream(self, path: str, query: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """A streamed GET (a watch): each line of the answer, decoded, as it arrives."""
+        method, url, headers, _none, post_params = self.api_client.param_serialize(
+            "GET",
+            path,
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
         )
-        data = response.read()  # to the end: the connection goes back to the pool
+        response = self.api_client.call_api(
+            method,
+            url,
+            headers,
+            None,
+            post_params,
+            _request_timeout=(REQUEST_TIMEOUT_SECONDS, WATCH_READ_TIMEOUT_SECONDS),
+        )
         if not 200 <= response.status <= 299:
+            response.read()
             raise ApiException.from_response(http_resp=response, body=None, data=None)
-        return json.loads(data) if data else {}
+        raw = response.response
+        complete = False
+        try:
+            pending = b""
+            for chunk in raw.stream(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if pending.strip():
+                yield json.loads(pending)
+            complete = True
+        finally:
+            if not complete:  # stopped halfway: the connection cannot be reused
+                raw.close()
+            raw.release_conn()
 
     def _list(self, paths: list[str], label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """LIST every path; the items and the lowest resourceVersion (several namespaces: several LISTs)."""
@@ -190,6 +234,24 @@ class KubeApi:
         paths = [_url(JOBS, ns) for ns in self.namespaces] or [_url(JOBS, None)]
         return self._list(paths, label_selector)
 
+    def watch_jobs(
+        self, namespace: str | None, label_selector: str, resource_version: str | None
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of the matching Jobs in `namespace` (None: all), from `resource_version`.
+
+        Without one, every matching Job comes first as a synthetic ADDED event (the API server's list
+        and watch in one request). Bookmarks are asked for, so a quiet watch still moves on.
+        """
+        query = {
+            "watch": "true",
+            "labelSelector": label_selector,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        return self._stream(_url(JOBS, namespace), query)
+
     def label_job(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         """Merge-patch labels onto a worker Job (the `finished` label drops it out of the operator's watch)."""
         try:
@@ -230,13 +292,18 @@ class KubeApi:
 
         Never by the `job-name` label alone: anyone who may create Pods in the
         namespace could make one with that label and a forged result.
+
+        Read from the API server's watch cache, at least as new as `job`: the Job controller counts a Pod
+        only after the Pod's final status is stored, so that status (and its termination message, the
+        result) is in any state not older than the Job's. A quorum read instead would fetch and decode
+        every Pod of the namespace from etcd to filter by label, a cost that grows with the finished
+        Pods kept there (bench/README.md: kube-apiserver CPU per export).
         """
         uid = job["metadata"]["uid"]
-        found = self._request(
-            "GET",
-            _url((*CORE, "pods"), namespace),
-            query={"labelSelector": f"batch.kubernetes.io/controller-uid={uid}"},
-        )
+        query = {"labelSelector": f"batch.kubernetes.io/controller-uid={uid}"}
+        if job["metadata"].get("resourceVersion"):
+            query |= {"resourceVersion": job["metadata"]["resourceVersion"], "resourceVersionMatch": "NotOlderThan"}
+        found = self._request("GET", _url((*CORE, "pods"), namespace), query=query)
         return [pod for pod in found["items"] if controlled_by(pod, uid)]
 
     # --- prerequisites ------------------------------------------------------

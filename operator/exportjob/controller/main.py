@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,9 +19,12 @@ from exportjob.controller import handlers
 from exportjob.controller.kube import KubeApi, load_client_configuration
 from exportjob.controller.leader import LeaderElector
 from exportjob.controller.loop import LoopRunner
+from exportjob.controller.manifests import UNFINISHED_WORKER_JOB_SELECTOR
 from exportjob.controller.metrics import Metrics
 from exportjob.controller.reconciler import Reconciler
 from exportjob.controller.settings import SettingsError, load_settings
+from exportjob.controller.transport import transport_for
+from exportjob.controller.watchfeed import WatchFeed
 
 log = logging.getLogger("exportjob.operator")
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -86,6 +90,12 @@ def identity() -> str:
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}-{os.getpid()}"
 
 
+def relist(reconciler: Reconciler, loop: LoopRunner) -> None:
+    """A watch had to start over: what was deleted meanwhile is only found by a LIST, so pass and re-list now."""
+    reconciler.invalidate()
+    loop.wake()
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """The operator's life: settings, metrics, leader election, Kopf until SIGTERM; the exit code."""
     try:
@@ -99,8 +109,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    # The write pool, the admitter and the reconcile loop (which also renews the Lease) send at once.
-    api = KubeApi(load_client_configuration(connections=settings.api_parallelism + 2), settings.namespaces)
+    # The client's own pool streams the Job watches; the transport's connections serve the write pool,
+    # the admitter and the reconcile loop (which also renews the Lease), as many as send at once.
+    watches = len(settings.namespaces) or 1
+    api_client = load_client_configuration(connections=watches)
+    api = KubeApi(api_client, settings.namespaces, transport_for(api_client))
     leader = None
     if settings.leader_election:
         namespace = settings.lease_namespace or own_namespace()
@@ -117,7 +130,19 @@ def run(argv: Sequence[str] | None = None) -> int:
         renew_every=settings.lease_renew_seconds,
     )
     reconciler.wake = loop.wake
-    handlers.install(reconciler, loop)
+    watched: list[str | None] = [*settings.namespaces] or [None]  # None: every namespace
+    feeds = [
+        WatchFeed(
+            api.watch_jobs,
+            namespace,
+            UNFINISHED_WORKER_JOB_SELECTOR,
+            deliver=partial(reconciler.observe, "job"),
+            on_restart=partial(relist, reconciler, loop),
+            name="jobs",
+        )
+        for namespace in watched
+    ]
+    handlers.install(reconciler, loop, feeds)
     kopf.run(
         standalone=True,  # one active replica (Deployment strategy Recreate); no peering objects needed
         clusterwide=settings.clusterwide,
