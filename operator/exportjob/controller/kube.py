@@ -129,8 +129,10 @@ class KubeApi:
         body: dict[str, Any] | None = None,
         content_type: str = "application/json",
         accept: str = "application/json",
+        decode: bool = True,
     ) -> dict[str, Any]:
-        """One request; the decoded JSON answer. Raises ApiException (with status and body) unless 2xx."""
+        """One request; the decoded JSON answer (`decode=False`: the caller does not read it, {}).
+        Raises ApiException (with status and body) unless 2xx."""
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
@@ -146,7 +148,7 @@ class KubeApi:
         answer = self.transport.send(method, url, headers, body)
         if not 200 <= answer.status <= 299:
             raise ApiException.from_response(http_resp=answer, body=None, data=None)
-        return json.loads(answer.data) if answer.data else {}
+        return json.loads(answer.data) if decode and answer.data else {}
 
     def _stream(self, path: str, query: dict[str, str]) -> Iterator[dict[str, Any]]:
         """A streamed GET (a watch): each line of the answer, decoded, as it arrives."""
@@ -256,7 +258,11 @@ class KubeApi:
         """Merge-patch labels onto a worker Job (the `finished` label drops it out of the operator's watch)."""
         try:
             self._request(
-                "PATCH", _url(JOBS, namespace, name), body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH
+                "PATCH",
+                _url(JOBS, namespace, name),
+                body={"metadata": {"labels": labels}},
+                content_type=MERGE_PATCH,
+                decode=False,
             )
         except ApiException as error:
             if error.status != 404:
@@ -417,7 +423,7 @@ class KubeApi:
             "reportingInstance": COMPONENT,
         }
         try:
-            self._request("POST", _url((*CORE, "events"), meta["namespace"]), body=body)
+            self._request("POST", _url((*CORE, "events"), meta["namespace"]), body=body, decode=False)
         except ApiException as error:  # events are best effort; never fail a reconcile over one
             if _namespace_terminating(error):
                 # the namespace is being deleted (with its ExportJobs): nothing left to tell anyone
