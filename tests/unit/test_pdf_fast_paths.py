@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import threading
 import zlib
 from decimal import Decimal
 
@@ -123,6 +124,16 @@ def test_digit_columns_cut_as_cell_by_cell():
 def test_wide_tables_at_the_smallest_font_render_alike():
     rows = [[f"{c}:{i}" * (1 + (i + c) % 4) for c in range(60)] for i in range(300)]
     assert render(PdfTableWriter, rows, PdfOptions())[0] == render(CellByCell, rows, PdfOptions())[0]
+
+
+def test_the_compressing_thread_ends_with_close():
+    before = {t.ident for t in threading.enumerate() if t.name.startswith("pdf-compress")}
+    writer = PdfTableWriter(io.BytesIO(), COLUMNS, PdfOptions())
+    writer.write_rows(mixed_rows(2000))
+    assert any(t.name.startswith("pdf-compress") for t in threading.enumerate())  # pages were handed over
+    writer.close()
+    after = {t.ident for t in threading.enumerate() if t.name.startswith("pdf-compress")}
+    assert after <= before
 
 
 def test_cell_texts_are_format_cell():

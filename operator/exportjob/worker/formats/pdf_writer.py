@@ -45,7 +45,9 @@ import unicodedata
 import zlib
 from array import array
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -76,6 +78,8 @@ STRIPE_GREY = b"0.95"  # zebra stripe fill (every second body row)
 SAMPLE_BUDGET_CHARS = 2_000_000  # characters of the buffered sample rows, all columns together
 SAMPLE_MIN_CHARS = 64  # ... but never fewer than this per cell
 COMPRESS_LEVEL = 3  # zlib: level 6 is ~25% slower for ~7% smaller pages
+PAGES_PER_JOB = 4  # full pages handed to the compressing thread at once (~16 KB each before compression)
+JOBS_IN_FLIGHT = 2  # handed over but not yet written: the pages in memory are at most (1 + this) * PAGES_PER_JOB
 
 _PAGE_SIZES = {"A4": pagesizes.A4, "A3": pagesizes.A3, "Letter": pagesizes.letter, "Legal": pagesizes.legal}
 
@@ -189,6 +193,10 @@ def _hex(codes: bytes) -> bytes:
 
 def _hex_codes(font: PdfFont, text: str) -> bytes:
     return font.encode(text).hex().encode()
+
+
+def _compress_pages(contents: list[bytes]) -> list[bytes]:
+    return [zlib.compress(content, COMPRESS_LEVEL) for content in contents]
 
 
 def _multiples_up_to(step: int, limit: float) -> int:
@@ -331,6 +339,11 @@ class PdfTableWriter:
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._offsets = array("Q", [0] * _FIRST_PAGE_OBJ)  # index = object number
         self._page_parts: list[bytes] = []
+        # Full pages are compressed on a thread (zlib releases the GIL) while the next pages are laid out,
+        # PAGES_PER_JOB at a time, and written in order (at most JOBS_IN_FLIGHT jobs behind).
+        self._pending: list[bytes] = []
+        self._compressor: ThreadPoolExecutor | None = None
+        self._in_flight: deque[tuple[int, Future[list[bytes]]]] = deque()
         self._page_row = 0
         self._closed = False
         self._write_head()
@@ -365,6 +378,7 @@ class PdfTableWriter:
             self._start()
         if self._page_row or not self.pages:
             self._flush_page()  # the last, partial page; an empty result still gets a header-only page
+        self._write_all_pages()
         self._write_tail()
         self._closed = True
 
@@ -835,17 +849,44 @@ class PdfTableWriter:
                 b"q 1 0 0 1 %s %s cm /Tot Do Q\n" % (_fmt(MARGIN + label_w), _fmt(self._footer_y)),
             )
         )
-        data = zlib.compress(content, COMPRESS_LEVEL)
-        content_obj = _FIRST_PAGE_OBJ + 2 * self.pages
-        self._object(content_obj, b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(data), data))
-        self._object(
-            content_obj + 1,
-            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %s %s] /Resources %d 0 R /Contents %d 0 R >>"
-            % (_PAGES, _fmt(self._page_w), _fmt(self._page_h), _RESOURCES, content_obj),
-        )
+        self._pending.append(content)
         self.pages = number
         self._page_parts.clear()
         self._page_row = 0
+        if len(self._pending) == PAGES_PER_JOB:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Compress the pending pages on the thread; write the oldest compressed ones when too many are waiting."""
+        if self._compressor is None:
+            self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-compress")
+        first = self.pages - len(self._pending)
+        self._in_flight.append((first, self._compressor.submit(_compress_pages, self._pending)))
+        self._pending = []
+        while len(self._in_flight) > JOBS_IN_FLIGHT:
+            self._write_pages(*self._in_flight.popleft())
+
+    def _write_pages(self, first: int, compressed: Future[list[bytes]]) -> None:
+        """Write pages from number `first` (from 0): each content stream, once compressed, and page object."""
+        for index, data in enumerate(compressed.result(), start=first):
+            content_obj = _FIRST_PAGE_OBJ + 2 * index
+            self._object(
+                content_obj, b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(data), data)
+            )
+            self._object(
+                content_obj + 1,
+                b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %s %s] /Resources %d 0 R /Contents %d 0 R >>"
+                % (_PAGES, _fmt(self._page_w), _fmt(self._page_h), _RESOURCES, content_obj),
+            )
+
+    def _write_all_pages(self) -> None:
+        if self._pending:
+            self._hand_over()
+        while self._in_flight:
+            self._write_pages(*self._in_flight.popleft())
+        if self._compressor is not None:
+            self._compressor.shutdown()
+            self._compressor = None
 
     # --- file structure --------------------------------------------------------------------
 
