@@ -121,6 +121,17 @@ def test_digit_columns_cut_as_cell_by_cell():
     assert fast == slow
 
 
+def test_columns_of_repeated_non_ascii_names_render_as_cell_by_cell():
+    """Whole columns of names that one font prints (known after their first page): the cached column path."""
+    names = ["Łukasz Żółć-Wąsowicz", "Γιώργος Παπαδόπουλος", "Анна Кузнецова", "王小明", "山田太郎", "김민수"]
+    rows = [[i, names[i % len(names)], names[(i // 7) % len(names)] * (1 + i % 3)] for i in range(2000)]
+    fast, fast_writer = render(PdfTableWriter, rows, PdfOptions(), sample_rows=10)
+    slow, slow_writer = render(CellByCell, rows, PdfOptions(), sample_rows=10)
+    assert page_contents(fast).count("Анна Кузнецова".encode("utf-16-be").hex().encode()) > 300  # DejaVu: UTF-16
+    assert fast_writer.replaced_glyphs == slow_writer.replaced_glyphs == 0
+    assert fast == slow
+
+
 def test_wide_tables_at_the_smallest_font_render_alike():
     rows = [[f"{c}:{i}" * (1 + (i + c) % 4) for c in range(60)] for i in range(300)]
     assert render(PdfTableWriter, rows, PdfOptions())[0] == render(CellByCell, rows, PdfOptions())[0]

@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from itertools import accumulate, chain, islice, repeat
-from typing import BinaryIO, TypeVar
+from operator import attrgetter
+from typing import BinaryIO, TypeVar, cast
 
 from reportlab.lib import pagesizes
 
@@ -159,7 +160,7 @@ CACHE_ENTRIES = 32_768  # per writer, shared out among the columns: widths and r
 ONE_FONT_TEXTS = 4_096  # non-ASCII cell texts kept with their codes and width (`_OneFontText`)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # eq=False: `None in list` compares by identity, in C
 class _OneFontText:
     """A text that one font prints entirely: its operators (select the font, show the codes, back to the home
     font), its width (1/1000 em), and whether its characters were recorded as used (once it is printed)."""
@@ -168,6 +169,9 @@ class _OneFontText:
     width: int
     font: PdfFont
     recorded: bool = False
+
+
+_RECORDED, _WIDTH, _OPERATORS = attrgetter("recorded"), attrgetter("width"), attrgetter("operators")
 
 
 def _cached(cache: dict[_Key, _Value], keys: list[_Key], compute: Callable[[_Key], _Value], limit: int) -> list[_Value]:
@@ -676,7 +680,29 @@ class PdfTableWriter:
                 data = joined.encode()
                 if not data.translate(None, _PLAIN_ASCII):  # nothing but printable ASCII other than \\ ( )
                     return self._ascii_cells(c, texts, data, first)
+            cells = self._one_font_cells(c, texts, first)
+            if cells is not None:
+                return cells
         return [self._cell(c, text, first + i) if text else b"" for i, text in enumerate(texts)]
+
+    def _one_font_cells(self, c: int, texts: list[str], first: int) -> list[bytes] | None:
+        """The cells as `_cell` prints them when every text is a known `_OneFontText` (printed before) that fits
+        column `c`; else None. Repeated non-ASCII values (names, cities) then cost C-level lookups only."""
+        ones = list(map(self._one_font_texts.get, texts))
+        if None in ones:  # not seen yet, not printable in one font, ASCII or empty
+            return None
+        texts_in_one_font = cast(list[_OneFontText], ones)
+        if not all(map(_RECORDED, texts_in_one_font)):
+            return None
+        widths = list(map(_WIDTH, texts_in_one_font))
+        if max(widths) > self._text_limit[c]:
+            return None
+        stop = first + len(texts)
+        if self._right[c]:
+            starts: Iterable[bytes] = _cached(self._right_x[c], widths, self._right_position[c], self._cache_entries)
+        else:
+            starts = repeat(self._x_prefix[c])
+        return list(map(b"".join, zip(starts, self._row_y[first:stop], map(_OPERATORS, texts_in_one_font))))
 
     def _ascii_cells(self, c: int, texts: list[str], joined: bytes, first: int) -> list[bytes]:
         """Cells of plain printable ASCII (`joined`: all of them): literal strings in the simple font (/A1) if they
