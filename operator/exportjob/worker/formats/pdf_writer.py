@@ -24,6 +24,15 @@ UTF-16 code unit, so ASCII cells cost one ``str.encode`` more than before; a
 right-to-left scripts (Arabic, Hebrew) print their letters in logical order,
 unjoined. Control characters (tab, newline, ...) are printed as spaces: a cell
 is one line.
+
+Speed (`_render`): rows are laid out up to a page at a time, one column at a time,
+so that the per-cell work runs in C-level loops (`map`, `str.join`, `bytes.translate`):
+a column of printable ASCII is checked once, its cells are measured only when their
+lengths do not already prove that they fit, widths follow from the lengths when all
+the characters have one width (digits) or come from a bounded per-column cache keyed
+by the cells' width classes ("shapes": every ISO timestamp is one key), and cells too
+wide are cut without `_show`. The content stream is byte for byte the one that
+rendering each cell by the general rules (`_cell`) gives (tests/unit/test_pdf_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -35,9 +44,16 @@ import re
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from functools import partial
+from itertools import accumulate, chain, islice, repeat
+from operator import attrgetter
+from typing import BinaryIO, TypeVar, cast
 
 from reportlab.lib import pagesizes
 
@@ -63,6 +79,8 @@ STRIPE_GREY = b"0.95"  # zebra stripe fill (every second body row)
 SAMPLE_BUDGET_CHARS = 2_000_000  # characters of the buffered sample rows, all columns together
 SAMPLE_MIN_CHARS = 64  # ... but never fewer than this per cell
 COMPRESS_LEVEL = 3  # zlib: level 6 is ~25% slower for ~7% smaller pages
+PAGES_PER_JOB = 4  # full pages handed to the compressing thread at once (~16 KB each before compression)
+JOBS_IN_FLIGHT = 2  # handed over but not yet written: the pages in memory are at most (1 + this) * PAGES_PER_JOB
 
 _PAGE_SIZES = {"A4": pagesizes.A4, "A3": pagesizes.A3, "Letter": pagesizes.letter, "Legal": pagesizes.legal}
 
@@ -78,6 +96,7 @@ _FIRST_PAGE_OBJ = 6
 _CTRL_TABLE = bytes(32 if (b < 32 or b == 127) else b for b in range(256))
 _CTRL_STR = {code: " " for code in (*range(32), 127)}
 _SPECIAL = re.compile(rb"[\x00-\x1f\x7f\\()]")  # anything needing more than a copy
+_PLAIN_ASCII = bytes(sorted(set(range(32, 127)) - set(b"\\()")))  # printable ASCII copied as it is
 _PRINTABLE_ASCII = "".join(map(chr, range(32, 127)))
 
 
@@ -96,6 +115,19 @@ def _width_tables(table: list[int]) -> tuple[bytes, bytes]:
     return bytes(w >> 8 for w in table), bytes(w & 0xFF for w in table)
 
 
+def _width_classes(table: list[int]) -> tuple[bytes, list[int]]:
+    """A translation table mapping each code to the rank of its width among `table`'s distinct widths (its width
+    class), and the widths by rank. Text translated through it keeps exactly what decides its width: its shape."""
+    ranked = sorted(set(table))
+    rank = {width: i for i, width in enumerate(ranked)}
+    return bytes(rank[w] for w in table), ranked
+
+
+def _right_position(right: float, scale: float, width: int) -> bytes:
+    """The text matrix's start of a cell `width` wide (1/1000 em) that ends at `right` (points); scale: size / 1000."""
+    return b"1 0 0 1 %.2f " % (right - width * scale)
+
+
 def _format_cell(value: object) -> str:
     if value is None:
         return ""
@@ -109,12 +141,76 @@ def _format_cell(value: object) -> str:
     return str(value)
 
 
+_BOOL_TEXT: dict[object, str] = {True: "true", False: "false"}
+
+
+def _cell_texts(values: Sequence[object]) -> list[str]:
+    """`_format_cell` of each value, in C-level loops unless None and other types or booleans are mixed."""
+    kinds = set(map(type, values))
+    if bool in kinds or type(None) in kinds:
+        if kinds == {bool}:
+            return list(map(_BOOL_TEXT.__getitem__, values))
+        return list(map(_format_cell, values))
+    return list(map(str, values))  # str() is _format_cell for str (itself), int, float (repr), Decimal, ...
+
+
+_Key = TypeVar("_Key", bound=Hashable)
+_Value = TypeVar("_Value")
+CACHE_ENTRIES = 32_768  # per writer, shared out among the columns: widths and right-aligned positions
+ONE_FONT_TEXTS = 4_096  # non-ASCII cell texts kept with their codes and width (`_OneFontText`)
+
+
+@dataclass(slots=True, eq=False)  # eq=False: `None in list` compares by identity, in C
+class _OneFontText:
+    """A text that one font prints entirely: its operators (select the font, show the codes, back to the home
+    font), its width (1/1000 em), and whether its characters were recorded as used (once it is printed)."""
+
+    operators: bytes
+    width: int
+    font: PdfFont
+    recorded: bool = False
+
+
+_RECORDED, _WIDTH, _OPERATORS = attrgetter("recorded"), attrgetter("width"), attrgetter("operators")
+
+
+def _cached(cache: dict[_Key, _Value], keys: list[_Key], compute: Callable[[_Key], _Value], limit: int) -> list[_Value]:
+    """`compute(key)` for every key, through `cache`: hits are looked up in C, misses are computed and stored.
+    A lookup with misses first empties a cache of `limit` entries or more: bounded memory, whatever the keys."""
+    values: list[_Value | None] = list(map(cache.get, keys))
+    if None in values:
+        if len(cache) >= limit:
+            cache.clear()
+        for i, value in enumerate(values):
+            if value is None:
+                values[i] = cache[keys[i]] = compute(keys[i])
+    return values  # type: ignore[return-value]  # no None left
+
+
 def _escape(data: bytes) -> bytes:
     return data.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
 def _hex(codes: bytes) -> bytes:
     return b"<" + codes.hex().encode() + b">"
+
+
+def _hex_codes(font: PdfFont, text: str) -> bytes:
+    return font.encode(text).hex().encode()
+
+
+def _compress_pages(contents: list[bytes]) -> list[bytes]:
+    return [zlib.compress(content, COMPRESS_LEVEL) for content in contents]
+
+
+def _multiples_up_to(step: int, limit: float) -> int:
+    """The largest count n with n * step <= limit (step > 0, limit >= 0)."""
+    n = int(limit // step)
+    while (n + 1) * step <= limit:
+        n += 1
+    while n and n * step > limit:
+        n -= 1
+    return n
 
 
 def _fmt(number: float) -> bytes:
@@ -175,6 +271,9 @@ class PdfTableWriter:
     ``column_widths`` (points). ``NoFontError`` when no font of the chain is installed.
     """
 
+    # False: every cell through `_cell`, one at a time (the reference the column-wise fast path is tested against).
+    _column_fast_path = True
+
     def __init__(
         self,
         sink: BinaryIO,
@@ -220,6 +319,11 @@ class PdfTableWriter:
         primary.used.update(_PRINTABLE_ASCII + _ELLIPSIS)  # the ASCII fast path prints these without recording
         self._widths = _ascii_widths(primary)
         self._hi, self._lo = _width_tables(self._widths)
+        self._width_class, self._class_width = _width_classes(self._widths)
+        self._class_hi, self._class_lo = _width_tables(self._class_width + [0] * (256 - len(self._class_width)))
+        # [r]: the codes whose width is below self._class_width[r] (r = 0: none; translate's delete argument)
+        self._narrow_codes = [bytes(b for b in range(256) if self._widths[b] < w) for w in self._class_width]
+        self._narrow_codes.append(bytes(range(256)))
         self._min_glyph = max(1, min(self._widths[32:127]))  # the narrowest glyph bounds how many characters fit
         self._ellipsis_w = primary.widths[_ELLIPSIS]
         self._ascent, self._descent = primary.ascent, primary.descent
@@ -228,12 +332,22 @@ class PdfTableWriter:
         # character, the same embedded subset): the hot path writes ASCII cells exactly as with a base font.
         self._simple = not primary.cff
         self._home = b"A1" if self._simple else primary.resource
+        # Per column: shape -> width (printable ASCII), width -> position (right-aligned columns); bounded.
+        self._width_cache: list[dict[bytes, int]] = [{} for _ in self._columns]
+        self._right_x: list[dict[int, bytes]] = [{} for _ in self._columns]
+        self._cache_entries = max(256, CACHE_ENTRIES // len(self._columns))
+        self._one_font_texts: dict[str, _OneFontText | None] = {}
 
         self._sample: list[list[str]] | None = []
         self._pos = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._offsets = array("Q", [0] * _FIRST_PAGE_OBJ)  # index = object number
         self._page_parts: list[bytes] = []
+        # Full pages are compressed on a thread (zlib releases the GIL) while the next pages are laid out,
+        # PAGES_PER_JOB at a time, and written in order (at most JOBS_IN_FLIGHT jobs behind).
+        self._pending: list[bytes] = []
+        self._compressor: ThreadPoolExecutor | None = None
+        self._in_flight: deque[tuple[int, Future[list[bytes]]]] = deque()
         self._page_row = 0
         self._closed = False
         self._write_head()
@@ -268,6 +382,7 @@ class PdfTableWriter:
             self._start()
         if self._page_row or not self.pages:
             self._flush_page()  # the last, partial page; an empty result still gets a header-only page
+        self._write_all_pages()
         self._write_tail()
         self._closed = True
 
@@ -346,6 +461,8 @@ class PdfTableWriter:
         self._text_limit = [w * 1000 / size for w in text_widths]  # in 1/1000 em of the body font
         self._text_right = [left + pad + tw for left, tw in zip(lefts, text_widths)]
         self._x_prefix = [b"1 0 0 1 %s " % _fmt(left + pad) for left in lefts]
+        self._scale = size / 1000
+        self._right_position = [partial(_right_position, right, self._scale) for right in self._text_right]
         # A cell of more than this many bytes may be too wide and must be measured; fewer always fit.
         widest = max(self._widths[32:127])
         self._fast_len = [int(limit // widest) for limit in self._text_limit]
@@ -374,6 +491,12 @@ class PdfTableWriter:
         self._row_bottoms = [header_bottom - (i + 1) * row_h for i in range(self._rows_per_page)]
         self._row_y = [b"%s Tm " % _fmt(b + offset) for b in self._row_bottoms]
         self._row_y_literal = [y + b"(" for y in self._row_y]
+        self._literal_start = [[x + y for y in self._row_y_literal] for x in self._x_prefix]  # left-aligned cells
+        size_text = _fmt(size)
+        self._to_primary = b"/%s %s Tf " % (self._primary.resource, size_text)  # around a cell in another font
+        self._to_home = b" /%s %s Tf\n" % (self._home, size_text)
+        self._cut_open = b"/%s %s Tf  <" % (self._primary.resource, size_text)  # as `_show` writes a cut cell
+        self._cut_close = b"%s> Tj  /%s %s Tf\n" % (_hex_codes(self._primary, _ELLIPSIS), self._home, size_text)
         self._usable = usable
         self._prefix_graphics = b"".join(prefix_graphics)
         self._prefix_text = b"".join(prefix_text)
@@ -512,134 +635,214 @@ class PdfTableWriter:
     # --- rows and pages --------------------------------------------------------------------
 
     def _stream(self, rows: Iterable[Sequence[object]]) -> None:
-        """Lay out rows onto pages; the hot loop (one pass per cell, everything in locals)."""
-        ncols = len(self._columns)
-        append = self._page_parts.append
+        """Lay out rows onto pages, up to the rest of the current page at a time (see `_render`)."""
+        it = iter(rows)
         per_page = self._rows_per_page
-        row_y = self._row_y
-        row_y_literal = self._row_y_literal
-        x_prefix = self._x_prefix
-        right = self._right
-        text_right = self._text_right
-        limits = self._text_limit
-        fast_len = self._fast_len
-        max_chars = self._max_chars
-        scale = self.font_size / 1000
-        hi, lo = self._hi, self._lo
-        special_search = _SPECIAL.search
-        primary = self._primary
-        covered_width = primary.widths.__getitem__
-        uncovered_search = self._uncovered.search
-        record = primary.used.update
-        is_nfc = unicodedata.is_normalized
-        show = self._show
-        chain = self._regular
-        size = self.font_size
-        unicode_codes = self._simple  # the fast paths need a TrueType first font (/A1 and codes = UTF-16)
-        home = self._home
-        size_text = _fmt(size)
-        to_unicode_font = b"/%s %s Tf " % (primary.resource, size_text)
-        to_home = b" /%s %s Tf\n" % (home, _fmt(size))
-        columns = range(ncols)
-        page_row = self._page_row
-        count = 0
-        try:
-            for row in rows:
-                if len(row) != ncols:
-                    raise ValueError(f"row {self.rows + count + 1} has {len(row)} values but there are {ncols} columns")
-                if page_row == per_page:
-                    self._page_row = page_row
-                    self._flush_page()
-                    page_row = 0
-                y = row_y[page_row]
-                y_literal = row_y_literal[page_row]
-                page_row += 1
-                count += 1
-                for c in columns:
-                    value = row[c]
-                    if value is None:
-                        continue
-                    kind = type(value)
-                    text: str
-                    if kind is str:
-                        text = value  # type: ignore[assignment]  # checked by `kind is str` (fast path)
-                    elif kind is int:
-                        text = str(value)
-                    elif kind is float:
-                        text = repr(value)
-                    elif kind is bool:
-                        text = "true" if value else "false"
-                    else:
-                        text = str(value)
-                    if not text:
-                        continue
-                    if len(text) > max_chars[c]:
-                        text = text[: max_chars[c]]
-                    if not unicode_codes:
-                        pass
-                    elif text.isascii():
-                        # The fast path: printable ASCII that fits, as a literal string of UTF-16 codes.
-                        data = text.encode()
-                        if special_search(data) is None:
-                            width = -1
-                            if len(data) > fast_len[c]:
-                                width = (sum(data.translate(hi)) << 8) + sum(data.translate(lo))
-                            if width <= limits[c]:
-                                if right[c]:
-                                    if width < 0:
-                                        width = (sum(data.translate(hi)) << 8) + sum(data.translate(lo))
-                                    append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
-                                else:
-                                    append(x_prefix[c])
-                                append(y_literal)
-                                append(data)
-                                append(b") Tj\n")
-                                continue
-                    elif uncovered_search(text) is None and is_nfc("NFC", text):
-                        # Every character in the first font (accented Latin, Greek, Cyrillic, ...): no fallback.
-                        width = sum(map(covered_width, text))
-                        if width <= limits[c]:
-                            record(text)
-                            if right[c]:
-                                append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
-                            else:
-                                append(x_prefix[c])
-                            append(y)
-                            append(to_unicode_font)
-                            append(_hex(text.encode("utf-16-be")))
-                            append(b" Tj")
-                            append(to_home)
-                            continue
-                    else:
-                        # One fallback font has every character (e.g. a CJK name): the cell in that font.
-                        single = chain.single_font(text) if is_nfc("NFC", text) else None
-                        if single is not None:
-                            width = sum(map(single.widths.__getitem__, text))
-                            if width <= limits[c]:
-                                single.used.update(text)
-                                if right[c]:
-                                    append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
-                                else:
-                                    append(x_prefix[c])
-                                append(y)
-                                append(b"/%s %s Tf " % (single.resource, size_text))
-                                append(_hex(single.encode(text)))
-                                append(b" Tj")
-                                append(to_home)
-                                continue
-                    ops, width = show(text, limits[c], chain, size, home)
-                    if not ops:
-                        continue
-                    if right[c]:
-                        append(b"1 0 0 1 %.2f " % (text_right[c] - width * scale))
-                    else:
-                        append(x_prefix[c])
-                    append(y)
-                    append(ops)
-                    append(b"\n")
-        finally:
-            self._page_row = page_row
-            self.rows += count
+        while True:
+            room = per_page - self._page_row
+            chunk = list(islice(it, room or per_page))
+            if not chunk:
+                return
+            if not room:
+                self._flush_page()
+            self._render(chunk)
+
+    def _render(self, rows: list[Sequence[object]]) -> None:
+        """Add `rows` (no more than the page has room for) to the page, one column at a time.
+
+        A column's cells are converted, checked and measured together with C-level loops
+        (`_column_cells`); zipping the columns back puts the cells in row order, so the content
+        stream is byte for byte the one that cell-by-cell rendering (`_cell`) gives.
+        """
+        ncols = len(self._columns)
+        good = len(rows)
+        if set(map(len, rows)) != {ncols}:
+            good = next(i for i, row in enumerate(rows) if len(row) != ncols)
+        if good:
+            first = self._page_row
+            columns = zip(*rows[:good])
+            cells = [self._column_cells(c, values, first) for c, values in enumerate(columns)]
+            self._page_parts.extend(chain.from_iterable(zip(*cells)))
+            self._page_row += good
+            self.rows += good
+        if good < len(rows):
+            raise ValueError(f"row {self.rows + 1} has {len(rows[good])} values but there are {ncols} columns")
+
+    def _column_cells(self, c: int, values: Sequence[object], first: int) -> list[bytes]:
+        """Column `c` of consecutive rows from page row `first`: one content fragment per cell (b"" when empty)."""
+        texts = _cell_texts(values)
+        cap = self._max_chars[c]
+        if max(map(len, texts)) > cap:  # longer never fits: cut before encoding
+            texts = [text[:cap] for text in texts]
+        if self._column_fast_path and self._simple:
+            joined = "".join(texts)
+            if joined.isascii():
+                data = joined.encode()
+                if not data.translate(None, _PLAIN_ASCII):  # nothing but printable ASCII other than \\ ( )
+                    return self._ascii_cells(c, texts, data, first)
+            cells = self._one_font_cells(c, texts, first)
+            if cells is not None:
+                return cells
+        return [self._cell(c, text, first + i) if text else b"" for i, text in enumerate(texts)]
+
+    def _one_font_cells(self, c: int, texts: list[str], first: int) -> list[bytes] | None:
+        """The cells as `_cell` prints them when every text is a known `_OneFontText` (printed before) that fits
+        column `c`; else None. Repeated non-ASCII values (names, cities) then cost C-level lookups only."""
+        ones = list(map(self._one_font_texts.get, texts))
+        if None in ones:  # not seen yet, not printable in one font, ASCII or empty
+            return None
+        texts_in_one_font = cast(list[_OneFontText], ones)
+        if not all(map(_RECORDED, texts_in_one_font)):
+            return None
+        widths = list(map(_WIDTH, texts_in_one_font))
+        if max(widths) > self._text_limit[c]:
+            return None
+        stop = first + len(texts)
+        if self._right[c]:
+            starts: Iterable[bytes] = _cached(self._right_x[c], widths, self._right_position[c], self._cache_entries)
+        else:
+            starts = repeat(self._x_prefix[c])
+        return list(map(b"".join, zip(starts, self._row_y[first:stop], map(_OPERATORS, texts_in_one_font))))
+
+    def _ascii_cells(self, c: int, texts: list[str], joined: bytes, first: int) -> list[bytes]:
+        """Cells of plain printable ASCII (`joined`: all of them): literal strings in the simple font (/A1) if they
+        fit, else cut by `_cut_ascii`."""
+        datas = list(map(str.encode, texts))
+        stop = first + len(datas)
+        widths, char_width = self._ascii_widths(c, datas, joined)
+        if self._right[c]:
+            assert widths is not None
+            positions = _cached(self._right_x[c], widths, self._right_position[c], self._cache_entries)
+            cells = list(map(b"".join, zip(positions, self._row_y_literal[first:stop], datas, repeat(b") Tj\n"))))
+        else:
+            cells = list(map(b"".join, zip(self._literal_start[c][first:stop], datas, repeat(b") Tj\n"))))
+        if widths is not None and max(widths) > self._text_limit[c]:
+            self._cut_ascii(c, cells, datas, widths, first, char_width)
+        if "" in texts:
+            for i, text in enumerate(texts):
+                if not text:
+                    cells[i] = b""
+        return cells
+
+    def _ascii_widths(self, c: int, datas: list[bytes], joined: bytes) -> tuple[list[int] | None, int]:
+        """The widths of plain ASCII cells (None when column `c` is left-aligned and every cell fits), and the
+        width of every character when they all have the same (else 0).
+
+        Measuring is most of the cost of a cell, so it is avoided where the lengths decide: no cell
+        longer than what always fits; or none longer than what fits in the widest character these
+        cells use. When the cells use characters of one width (digits, in fonts with tabular figures)
+        the widths follow from the lengths; otherwise they are summed, through a cache per column.
+        """
+        right = self._right[c]
+        longest = max(map(len, datas))
+        if not right:
+            if longest <= self._fast_len[c]:
+                return None, 0
+            if not joined.translate(None, self._codes_up_to(self._text_limit[c] // longest)):
+                return None, 0
+        classes = joined.translate(self._width_class)
+        if not classes:
+            return [0] * len(datas), 0
+        if not classes.strip(classes[:1]):
+            width = self._class_width[classes[0]]
+            return [width * len(data) for data in datas], width
+        # The key: the cells' characters as width classes ("2024-09-02T07:25:00Z" and every other such
+        # timestamp are one key), so a cache hit needs the same shape, not the same text.
+        shapes = list(map(bytes.translate, datas, repeat(self._width_class)))
+        return _cached(self._width_cache[c], shapes, self._shape_width, self._cache_entries), 0
+
+    def _codes_up_to(self, width: float) -> bytes:
+        """The byte values whose characters are no wider than `width` (for ``translate``'s delete argument)."""
+        return self._narrow_codes[bisect_right(self._class_width, width)]
+
+    def _shape_width(self, shape: bytes) -> int:
+        """The width of text whose characters have the width classes `shape` (see `_width_classes`)."""
+        return (sum(shape.translate(self._class_hi)) << 8) + sum(shape.translate(self._class_lo))
+
+    def _position(self, c: int, width: int) -> bytes:
+        """The text matrix's start (`1 0 0 1 x `) of a cell of `width` in column `c`."""
+        if not self._right[c]:
+            return self._x_prefix[c]
+        position = self._right_x[c].get(width)
+        if position is None:
+            position = _cached(self._right_x[c], [width], self._right_position[c], self._cache_entries)[0]
+        return position
+
+    def _cut_ascii(
+        self, c: int, cells: list[bytes], datas: list[bytes], widths: list[int], first: int, char_width: int
+    ) -> None:
+        """Replace the cells wider than column `c` with the cell cut, with an ellipsis, exactly as `_show` prints it.
+
+        `char_width`: the width of every character of `datas`, when known to be the same (else 0)."""
+        limit = self._text_limit[c]
+        room = limit - self._ellipsis_w
+        if char_width and room >= 0:
+            keep = _multiples_up_to(char_width, room)
+        for i, width in enumerate(widths):
+            if width <= limit:
+                continue
+            if room < 0:
+                cells[i] = b""
+                continue
+            data = datas[i]
+            if char_width:
+                kept = data[:keep].rstrip(b" ")
+                width = char_width * len(kept)
+            else:
+                ends = list(accumulate(map(self._widths.__getitem__, data)))
+                kept = data[: bisect_right(ends, room)].rstrip(b" ")
+                width = ends[len(kept) - 1] if kept else 0
+            codes = kept.decode().encode("utf-16-be").hex().encode()
+            position = self._position(c, width + self._ellipsis_w)
+            cells[i] = b"".join((position, self._row_y[first + i], self._cut_open, codes, self._cut_close))
+
+    def _one_font_text(self, text: str) -> _OneFontText | None:
+        """`text` (not ASCII) in one font: the first font if it has every character, else the first fallback font
+        that has (e.g. a CJK name); None when no font has them all or the text is not NFC. Cached (bounded)."""
+        cache = self._one_font_texts
+        if text in cache:
+            return cache[text]
+        found = None
+        if unicodedata.is_normalized("NFC", text):
+            if self._uncovered.search(text) is None:
+                font, switch = self._primary, self._to_primary
+            else:
+                font = self._regular.single_font(text)  # type: ignore[assignment]
+                switch = b"/%s %s Tf " % (font.resource, _fmt(self.font_size)) if font is not None else b""
+            if font is not None:
+                operators = switch + _hex(font.encode(text)) + b" Tj" + self._to_home
+                found = _OneFontText(operators, sum(map(font.widths.__getitem__, text)), font)
+        if len(cache) >= ONE_FONT_TEXTS:
+            cache.clear()
+        cache[text] = found
+        return found
+
+    def _cell(self, c: int, text: str, row: int) -> bytes:
+        """One cell (not empty) by the general rules: any character, font fallback, truncation; b"" if nothing shows.
+
+        Three shortcuts before `_show`: printable ASCII that fits (a literal string in /A1); every
+        character in the first font; every character in one fallback font (e.g. a CJK name)."""
+        limit = self._text_limit[c]
+        y = self._row_y[row]
+        if not self._simple:  # the shortcuts need a TrueType first font (/A1, and codes = UTF-16)
+            pass
+        elif text.isascii():
+            data = text.encode()
+            if _SPECIAL.search(data) is None:
+                width = (sum(data.translate(self._hi)) << 8) + sum(data.translate(self._lo))
+                if width <= limit:
+                    return self._position(c, width) + self._row_y_literal[row] + data + b") Tj\n"
+        else:
+            one = self._one_font_text(text)
+            if one is not None and one.width <= limit:
+                if not one.recorded:  # only what is printed goes into the subset
+                    one.font.used.update(text)
+                    one.recorded = True
+                return self._position(c, one.width) + y + one.operators
+        ops, width = self._show(text, limit, self._regular, self.font_size, self._home)
+        if not ops:
+            return b""
+        return self._position(c, width) + y + ops + b"\n"
 
     def _stripe_graphics(self, nrows: int) -> bytes:
         cached = self._stripes.get(nrows)
@@ -672,17 +875,44 @@ class PdfTableWriter:
                 b"q 1 0 0 1 %s %s cm /Tot Do Q\n" % (_fmt(MARGIN + label_w), _fmt(self._footer_y)),
             )
         )
-        data = zlib.compress(content, COMPRESS_LEVEL)
-        content_obj = _FIRST_PAGE_OBJ + 2 * self.pages
-        self._object(content_obj, b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(data), data))
-        self._object(
-            content_obj + 1,
-            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %s %s] /Resources %d 0 R /Contents %d 0 R >>"
-            % (_PAGES, _fmt(self._page_w), _fmt(self._page_h), _RESOURCES, content_obj),
-        )
+        self._pending.append(content)
         self.pages = number
         self._page_parts.clear()
         self._page_row = 0
+        if len(self._pending) == PAGES_PER_JOB:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Compress the pending pages on the thread; write the oldest compressed ones when too many are waiting."""
+        if self._compressor is None:
+            self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-compress")
+        first = self.pages - len(self._pending)
+        self._in_flight.append((first, self._compressor.submit(_compress_pages, self._pending)))
+        self._pending = []
+        while len(self._in_flight) > JOBS_IN_FLIGHT:
+            self._write_pages(*self._in_flight.popleft())
+
+    def _write_pages(self, first: int, compressed: Future[list[bytes]]) -> None:
+        """Write pages from number `first` (from 0): each content stream, once compressed, and page object."""
+        for index, data in enumerate(compressed.result(), start=first):
+            content_obj = _FIRST_PAGE_OBJ + 2 * index
+            self._object(
+                content_obj, b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(data), data)
+            )
+            self._object(
+                content_obj + 1,
+                b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %s %s] /Resources %d 0 R /Contents %d 0 R >>"
+                % (_PAGES, _fmt(self._page_w), _fmt(self._page_h), _RESOURCES, content_obj),
+            )
+
+    def _write_all_pages(self) -> None:
+        if self._pending:
+            self._hand_over()
+        while self._in_flight:
+            self._write_pages(*self._in_flight.popleft())
+        if self._compressor is not None:
+            self._compressor.shutdown()
+            self._compressor = None
 
     # --- file structure --------------------------------------------------------------------
 
