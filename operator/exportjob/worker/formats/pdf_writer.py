@@ -37,13 +37,16 @@ import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from reportlab.lib import pagesizes
 
-from exportjob.spec import PdfOptions
+from exportjob import lightspec
 
 from .pdf_fonts import DEFAULT_FONTS, FontChain, NoFontError, PdfFont, uncovered_pattern
+
+if TYPE_CHECKING:  # or `exportjob.lightspec.PdfOptions`: the same attributes
+    from exportjob.spec import PdfOptions
 
 __all__ = ["MIN_FONT_SIZE", "PRODUCER", "NoFontError", "PdfTableWriter", "TooManyColumnsError", "max_columns"]
 
@@ -185,7 +188,7 @@ class PdfTableWriter:
         creation_date: datetime | None = None,
     ) -> None:
         if options is None:  # the spec's `pdf:` is optional: its defaults
-            options = PdfOptions()
+            options = cast("PdfOptions", lightspec.PdfOptions())
         if not columns:
             raise ValueError("a PDF table needs at least one column")
         limit = max_columns(options)
