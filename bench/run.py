@@ -64,7 +64,7 @@ def run_once(case: Case) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
         started = time.perf_counter()
         done = subprocess.run(
-            [TIME, "-f", "%M", "-o", timing.name, *case.argv],
+            [TIME, "-f", "%M %U %S", "-o", timing.name, *case.argv],
             capture_output=True,
             text=True,
             env={**os.environ, **case.env},
@@ -72,23 +72,42 @@ def run_once(case: Case) -> dict[str, float]:
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"case {case.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        peak_kb = int(timing.read().strip().splitlines()[-1])
+        peak_kb, user, system = timing.read().strip().splitlines()[-1].split()
     size = case.output.stat().st_size
     case.output.unlink()
-    measured = {"seconds": seconds, "bytes": size, "peak_rss_mb": peak_kb / 1024}
+    # cpu: user + system of the process and the children it waited for (range processes), not the server's
+    measured = {
+        "seconds": seconds,
+        "bytes": size,
+        "peak_rss_mb": int(peak_kb) / 1024,
+        "cpu": float(user) + float(system),
+    }
     if case.result_file is not None:
         measured["export_seconds"] = json.loads(case.result_file.read_text())["durationSeconds"]
     return measured
 
 
 def measure(case: Case, repeat: int) -> dict[str, Any]:
-    runs = [run_once(case) for _ in range(repeat)]
+    return summarize(case, [run_once(case) for _ in range(repeat)])
+
+
+def measure_interleaved(cases: list[Case], repeat: int) -> dict[str, dict[str, Any]]:
+    """Every case once per round, `repeat` rounds: on a shared machine each case sees the same mix of load."""
+    runs: dict[str, list[dict[str, float]]] = {case.name: [] for case in cases}
+    for _ in range(repeat):
+        for case in cases:
+            runs[case.name].append(run_once(case))
+    return {case.name: summarize(case, runs[case.name]) for case in cases}
+
+
+def summarize(case: Case, runs: list[dict[str, float]]) -> dict[str, Any]:
     seconds = statistics.median(r["seconds"] for r in runs)
     return {
         "name": case.name,
         "label": case.label,
         "rows": case.rows,
-        "runs": repeat,
+        "runs": len(runs),
+        "cpu_seconds": statistics.median(r["cpu"] for r in runs),
         "seconds": seconds,
         "rows_per_s": case.rows / seconds,
         "mb_per_s": runs[0]["bytes"] / seconds / 1e6,
@@ -325,6 +344,9 @@ def main() -> None:
     parser.add_argument("--only", metavar="PREFIX", help="only the cases whose name starts with PREFIX (e.g. pg)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
+        "--interleave", action="store_true", help="run the cases round-robin, once per round (a shared machine)"
+    )
+    parser.add_argument(
         "--baseline",
         metavar="REF",
         help="git revision whose worker runs every worker case too, right after ours (`<case>@base`)",
@@ -353,6 +375,8 @@ def main() -> None:
             results += run_startup(args.repeat, Path(tmp), base, args.baseline or "")
         print()
         if args.only and args.only.startswith("startup"):
+            if args.json:
+                Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
             return
     with tempfile.TemporaryDirectory(prefix="exportjob-bench-") as tmp, baseline_tree(args.baseline) as base:
         server = None
@@ -376,16 +400,21 @@ def main() -> None:
             if base is not None:
                 items = with_baseline(items, base, args.baseline)
             by_name: dict[str, dict[str, Any]] = {}
-            print(f"  {'case':<18} {'rows/s':>12} {'export r/s':>12} {'MB/s':>7} {'RSS MB':>8} {'rows':>11}")
+            if args.interleave:
+                print(f"(interleaved: {args.repeat} rounds of every case)")
+                by_name = measure_interleaved([i for i in items if isinstance(i, Case)], args.repeat)
+            print(
+                f"  {'case':<18} {'rows/s':>12} {'export r/s':>12} {'MB/s':>7} {'RSS MB':>8} {'CPU s':>6} {'rows':>11}"
+            )
             for item in items:
                 if isinstance(item, Case):
-                    r = measure(item, args.repeat)
+                    r = by_name[item.name] if item.name in by_name else measure(item, args.repeat)
                     by_name[item.name] = r
                     results.append(r)
                     inside = f"{r['export_rows_per_s']:>12,.0f}" if r["export_rows_per_s"] else f"{'-':>12}"
                     print(
                         f"  {item.name:<18} {r['rows_per_s']:>12,.0f} {inside} {r['mb_per_s']:>7.1f} "
-                        f"{r['peak_rss_mb']:>8.1f} {item.rows:>11,}  {item.label}",
+                        f"{r['peak_rss_mb']:>8.1f} {r['cpu_seconds']:>6.2f} {item.rows:>11,}  {item.label}",
                         flush=True,
                     )
             print()

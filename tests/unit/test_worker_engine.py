@@ -250,3 +250,11 @@ def test_worker_validates_without_pydantic_unless_the_spec_needs_the_models(tmp_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == f"0 {loaded} {loaded}"
     assert (tmp_path / "out/people.csv").read_bytes() == b"id,name,note\r\n1,Ann,'=1+1\r\n2,Bob,\r\n"
+
+
+def test_exportjob_version_read_from_the_metadata_file_is_importlib_metadatas():
+    from importlib import metadata
+
+    from exportjob.worker.engine import exportjob_version
+
+    assert exportjob_version() == metadata.version("exportjob-operator")
