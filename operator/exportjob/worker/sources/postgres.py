@@ -300,8 +300,8 @@ class PostgresSource(RowSource):
 
         With `parallelism` N > 1 the ranges run over N connections sharing one snapshot: the first in
         this process, streaming into `sink`, the others in range processes (`postgres_copy.RangeProcess`)
-        streaming into `spill()` files (default: temporary files), appended to `sink` in order once all
-        are done, so the file is the one a single connection writes.
+        streaming into `spill()` files (default: temporary files), appended to `sink` in order (each
+        followed while its range still runs), so the file is the one a single connection writes.
         """
         from ..formats.csv_writer import CsvTableWriter
 
