@@ -64,7 +64,7 @@ def run_once(case: Case) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
         started = time.perf_counter()
         done = subprocess.run(
-            [TIME, "-f", "%M", "-o", timing.name, *case.argv],
+            [TIME, "-f", "%M %U %S", "-o", timing.name, *case.argv],
             capture_output=True,
             text=True,
             env={**os.environ, **case.env},
@@ -72,23 +72,42 @@ def run_once(case: Case) -> dict[str, float]:
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"case {case.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        peak_kb = int(timing.read().strip().splitlines()[-1])
+        peak_kb, user, system = timing.read().strip().splitlines()[-1].split()
     size = case.output.stat().st_size
     case.output.unlink()
-    measured = {"seconds": seconds, "bytes": size, "peak_rss_mb": peak_kb / 1024}
+    # cpu: user + system of the process and the children it waited for (range processes), not the server's
+    measured = {
+        "seconds": seconds,
+        "bytes": size,
+        "peak_rss_mb": int(peak_kb) / 1024,
+        "cpu": float(user) + float(system),
+    }
     if case.result_file is not None:
         measured["export_seconds"] = json.loads(case.result_file.read_text())["durationSeconds"]
     return measured
 
 
 def measure(case: Case, repeat: int) -> dict[str, Any]:
-    runs = [run_once(case) for _ in range(repeat)]
+    return summarize(case, [run_once(case) for _ in range(repeat)])
+
+
+def measure_interleaved(cases: list[Case], repeat: int) -> dict[str, dict[str, Any]]:
+    """Every case once per round, `repeat` rounds: on a shared machine each case sees the same mix of load."""
+    runs: dict[str, list[dict[str, float]]] = {case.name: [] for case in cases}
+    for _ in range(repeat):
+        for case in cases:
+            runs[case.name].append(run_once(case))
+    return {case.name: summarize(case, runs[case.name]) for case in cases}
+
+
+def summarize(case: Case, runs: list[dict[str, float]]) -> dict[str, Any]:
     seconds = statistics.median(r["seconds"] for r in runs)
     return {
         "name": case.name,
         "label": case.label,
         "rows": case.rows,
-        "runs": repeat,
+        "runs": len(runs),
+        "cpu_seconds": statistics.median(r["cpu"] for r in runs),
         "seconds": seconds,
         "rows_per_s": case.rows / seconds,
         "mb_per_s": runs[0]["bytes"] / seconds / 1e6,
@@ -120,27 +139,65 @@ def import_cpu_ms(module: str) -> float:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
-def wall_ms(argv: list[str]) -> float:
+def wall_ms(argv: list[str], env: dict[str, str] | None = None) -> float:
+    return run_ms(argv, env)[0]
+
+
+def run_ms(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, from the child's own rusage) of one run, in ms."""
     started = time.perf_counter()
-    subprocess.run(argv, capture_output=True, check=True)
-    return (time.perf_counter() - started) * 1000
+    process = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = (time.perf_counter() - started) * 1000
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{argv[0]} exited with {process.returncode}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def run_startup(repeat: int, workdir: Path) -> list[dict[str, Any]]:
-    """Start-up: bare interpreter, `import exportjob.worker.main` (-X importtime), a whole one-row worker run."""
+def importtime_summary(argv: list[str], env: dict[str, str] | None = None, top: int = 12) -> list[str]:
+    """The `-X importtime` lines of one whole run with the largest self time (what the run imports)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[0].isdigit():
+            rows.append((int(parts[0]), int(parts[1]), parts[2]))
+    total = sum(row[0] for row in rows)
+    lines = [f"{len(rows)} modules, {total / 1000:.1f} ms in all (self times)"]
+    lines += [
+        f"{self_us / 1000:7.1f} ms self {cumulative / 1000:7.1f} ms cumulative  {name}"
+        for self_us, cumulative, name in sorted(rows, reverse=True)[:top]
+    ]
+    lines.append("pydantic imported: " + ("yes" if any(r[2] == "pydantic" for r in rows) else "no"))
+    return lines
+
+
+def compile_bytecode(tree: Path) -> None:
+    """Write the .pyc files of `tree`'s `operator/` sources, as pip does when it installs the image's wheel:
+    with PYTHONDONTWRITEBYTECODE set (the image and this machine set it) every run would otherwise compile
+    the sources again (~50 ms), ours and the baseline's alike."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "operator")], check=True)
+
+
+def run_startup(repeat: int, workdir: Path, base: Path | None = None, ref: str = "") -> list[dict[str, Any]]:
+    """Start-up: bare interpreter, `import exportjob.worker.main` (-X importtime), a whole one-row worker run
+    (wall and CPU; with `base`, also the baseline's worker, interleaved), and what that run imports."""
     runs = max(5, 2 * repeat)
     root = workdir / "startup"
     root.mkdir(parents=True, exist_ok=True)
-    worker = [
-        str(Path(sys.executable).parent / "exportjob-worker"),
-        "--spec-json",
-        json.dumps({"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"path": "one.csv"}}),
-        "--output-root",
-        str(root),
-        "--termination-log",
-        str(root / "termination-log"),
-    ]
-    subprocess.run([sys.executable, "-c", "import exportjob.worker.main"], check=True)  # warm the bytecode cache
+    spec = json.dumps({"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"path": "one.csv"}})
+    arguments = ["--spec-json", spec, "--output-root", str(root), "--termination-log", str(root / "termination-log")]
+    worker = [str(Path(sys.executable).parent / "exportjob-worker"), *arguments]
+    base_env = {"PYTHONPATH": str(base / "operator")} if base is not None else None
     figures = {
         "startup-python": (
             "bare interpreter (python -c pass), wall",
@@ -155,19 +212,25 @@ def run_startup(repeat: int, workdir: Path) -> list[dict[str, Any]]:
             [import_cpu_ms("exportjob.worker.main") for _ in range(runs)],
         ),
         "startup-import-spec": (
-            "import exportjob.spec (pydantic; parsed in main())",
+            "import exportjob.spec (pydantic: only when the worker's fast check refuses the spec)",
             [import_ms("exportjob.spec") for _ in range(runs)],
         ),
-        "startup-worker": (
-            "exportjob-worker, synthetic 1 row -> CSV, whole process, wall",
-            [wall_ms(worker) for _ in range(runs)],
-        ),
     }
+    ours, theirs = [], []
+    for _ in range(runs):  # interleaved, so that both see the same load
+        ours.append(run_ms(worker))
+        if base_env is not None:
+            theirs.append(run_ms(worker, base_env))
+    figures["startup-worker"] = ("exportjob-worker, synthetic 1 row -> CSV, whole process, wall", [w for w, _ in ours])
+    figures["startup-worker-cpu"] = ("the same, CPU (user + system)", [c for _, c in ours])
+    if theirs:
+        figures["startup-worker@base"] = (f"the same with the worker of {ref}, wall", [w for w, _ in theirs])
+        figures["startup-worker-cpu@base"] = (f"the same with the worker of {ref}, CPU", [c for _, c in theirs])
     results = []
     for name, (label, values) in figures.items():
         ms = statistics.median(values)
         results.append({"name": name, "label": label, "ms": ms, "runs": runs})
-        print(f"  {name:<22} {ms:>8.1f} ms  {label} (median of {runs})", flush=True)
+        print(f"  {name:<24} {ms:>8.1f} ms  {label} (median of {runs})", flush=True)
     target = 80.0
     ms, cpu = results[1]["ms"], results[2]["ms"]
     print(
@@ -175,6 +238,11 @@ def run_startup(repeat: int, workdir: Path) -> list[dict[str, Any]]:
         f"(target <= {target:.0f} ms: {'met' if ms <= target else 'NOT met'} by wall time, "
         f"{'met' if cpu <= target else 'NOT met'} by CPU time)"
     )
+    for label, env in (("ours", None), (f"baseline {ref}", base_env)):
+        if label == "ours" or env is not None:
+            print(f"\npython -X importtime, one whole worker run (synthetic 1 row), {label}:")
+            for line in importtime_summary(["-m", "exportjob.worker.main", *arguments], env):
+                print("  " + line)
     return results
 
 
@@ -226,6 +294,7 @@ def baseline_tree(ref: str | None) -> Iterator[Path | None]:
     path = Path(tempfile.mkdtemp(prefix="exportjob-baseline-"))
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True)
     try:
+        compile_bytecode(path)
         yield path
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
@@ -275,6 +344,9 @@ def main() -> None:
     parser.add_argument("--only", metavar="PREFIX", help="only the cases whose name starts with PREFIX (e.g. pg)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
+        "--interleave", action="store_true", help="run the cases round-robin, once per round (a shared machine)"
+    )
+    parser.add_argument(
         "--baseline",
         metavar="REF",
         help="git revision whose worker runs every worker case too, right after ours (`<case>@base`)",
@@ -286,6 +358,7 @@ def main() -> None:
         return
 
     print(f"machine: {machine()}")
+    compile_bytecode(REPO)
     print(f"median of {args.repeat} runs per case{' (--quick sizes)' if args.quick else ''}\n", flush=True)
     sizes = (
         {"pg_rows": 100_000, "csv_rows": 100_000, "memory_rows": 1_000_000}
@@ -297,10 +370,14 @@ def main() -> None:
             sizes[key] = getattr(args, key)
     results: list[dict[str, Any]] = []
     checks: list[str] = []
-    if not args.no_startup and not args.only:
-        with tempfile.TemporaryDirectory(prefix="exportjob-startup-") as tmp:
-            results += run_startup(args.repeat, Path(tmp))
+    if not args.no_startup and (not args.only or args.only.startswith("startup")):
+        with tempfile.TemporaryDirectory(prefix="exportjob-startup-") as tmp, baseline_tree(args.baseline) as base:
+            results += run_startup(args.repeat, Path(tmp), base, args.baseline or "")
         print()
+        if args.only and args.only.startswith("startup"):
+            if args.json:
+                Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+            return
     with tempfile.TemporaryDirectory(prefix="exportjob-bench-") as tmp, baseline_tree(args.baseline) as base:
         server = None
         if not args.no_postgres and (not args.only or args.only.startswith("pg")):
@@ -323,16 +400,21 @@ def main() -> None:
             if base is not None:
                 items = with_baseline(items, base, args.baseline)
             by_name: dict[str, dict[str, Any]] = {}
-            print(f"  {'case':<18} {'rows/s':>12} {'export r/s':>12} {'MB/s':>7} {'RSS MB':>8} {'rows':>11}")
+            if args.interleave:
+                print(f"(interleaved: {args.repeat} rounds of every case)")
+                by_name = measure_interleaved([i for i in items if isinstance(i, Case)], args.repeat)
+            print(
+                f"  {'case':<18} {'rows/s':>12} {'export r/s':>12} {'MB/s':>7} {'RSS MB':>8} {'CPU s':>6} {'rows':>11}"
+            )
             for item in items:
                 if isinstance(item, Case):
-                    r = measure(item, args.repeat)
+                    r = by_name[item.name] if item.name in by_name else measure(item, args.repeat)
                     by_name[item.name] = r
                     results.append(r)
                     inside = f"{r['export_rows_per_s']:>12,.0f}" if r["export_rows_per_s"] else f"{'-':>12}"
                     print(
                         f"  {item.name:<18} {r['rows_per_s']:>12,.0f} {inside} {r['mb_per_s']:>7.1f} "
-                        f"{r['peak_rss_mb']:>8.1f} {item.rows:>11,}  {item.label}",
+                        f"{r['peak_rss_mb']:>8.1f} {r['cpu_seconds']:>6.2f} {item.rows:>11,}  {item.label}",
                         flush=True,
                     )
             print()

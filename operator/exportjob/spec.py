@@ -1,6 +1,7 @@
 """The ExportJob API: one typed model of `spec`, shared by every part of the project.
 
-The worker validates the spec it is given against these models, `exportjob run`
+The worker validates the spec it is given with `exportjob.lightspec` (the same rules without
+pydantic, for its start-up) and falls back to these models for anything else; `exportjob run`
 validates local manifests with them, the operator reads ExportJobs through them,
 and the CRD's OpenAPI schema is generated from them (`exportjob.crd`), so the
 schema the API server enforces and the model the code uses cannot drift.
@@ -15,38 +16,24 @@ This module is pure: it imports neither a Kubernetes client nor Kopf.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-API_GROUP = "exportjob.io"
-API_VERSION = "v1alpha1"
-KIND = "ExportJob"
-PLURAL = "exportjobs"
-
-# DNS-1123 subdomain, as Kubernetes requires for object names (Secrets, PVCs).
-_OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-# Keys of Secret data, as Kubernetes accepts them.
-_SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
-
-MAX_OUTPUT_PATH_LENGTH = 1024
-MAX_INLINE_ROWS = 10_000
-MAX_COLUMNS = 512
-
-
-# `SELECT * FROM table` (an identifier, maybe schema-qualified and quoted): what parallelism may split by the
-# table's blocks without a splitColumn (the worker checks that it is a plain table).
-_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
-_PLAIN_TABLE = re.compile(rf"select\s+\*\s+from\s+({_IDENTIFIER}(?:\s*\.\s*{_IDENTIFIER})?)", re.IGNORECASE)
-
-
-def plain_table(query: str) -> str | None:
-    """The table of a query `SELECT * FROM table` (trailing `;` and spaces ignored), else None."""
-    match = _PLAIN_TABLE.fullmatch(query.strip().rstrip(";").strip())
-    return match.group(1) if match else None
+from .lightspec import API_GROUP as API_GROUP
+from .lightspec import API_VERSION as API_VERSION
+from .lightspec import KIND as KIND
+from .lightspec import MAX_COLUMNS as MAX_COLUMNS
+from .lightspec import MAX_INLINE_ROWS as MAX_INLINE_ROWS
+from .lightspec import MAX_OUTPUT_PATH_LENGTH as MAX_OUTPUT_PATH_LENGTH
+from .lightspec import OBJECT_NAME_PATTERN as _OBJECT_NAME_PATTERN
+from .lightspec import PLURAL as PLURAL
+from .lightspec import SECRET_KEY_PATTERN as _SECRET_KEY_PATTERN
+from .lightspec import SOURCE_KINDS, column_title, parallelism_needs_split, source_kind, usable_delimiter
+from .lightspec import check_relative_path as check_relative_path
+from .lightspec import plain_table as plain_table
 
 
 class _Model(BaseModel):
@@ -140,7 +127,7 @@ class PostgresSource(_Model):
 
     @model_validator(mode="after")
     def _a_split_for_parallelism(self) -> PostgresSource:
-        if self.parallelism > 1 and self.split_column is None and plain_table(self.query) is None:
+        if parallelism_needs_split(self.parallelism, self.split_column, self.query):
             raise ValueError(
                 "parallelism > 1 needs splitColumn (an integer column of the query to split by), or a query of "
                 "the form SELECT * FROM table (split by the table's blocks)"
@@ -180,7 +167,7 @@ class Source(_Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
-        chosen = [name for name in ("synthetic", "inline", "postgres", "http") if getattr(self, name) is not None]
+        chosen = [name for name in SOURCE_KINDS if getattr(self, name) is not None]
         if len(chosen) != 1:
             raise ValueError(
                 "exactly one of synthetic, inline, postgres, http must be set"
@@ -191,10 +178,7 @@ class Source(_Model):
     @property
     def kind(self) -> str:
         """The name of the source that is set: synthetic, inline, postgres or http."""
-        for name in ("synthetic", "inline", "postgres", "http"):
-            if getattr(self, name) is not None:
-                return name
-        raise AssertionError("validated Source has no source set")
+        return source_kind(self)
 
 
 class Column(_Model):
@@ -205,27 +189,7 @@ class Column(_Model):
 
     @property
     def title(self) -> str:
-        return self.header if self.header is not None else self.name
-
-
-def check_relative_path(path: str) -> str:
-    """Return `path` if it is a safe relative POSIX path, else raise ValueError saying why.
-
-    Safe means: not empty, not absolute, no `..` segment, no NUL, no backslash,
-    and not naming a directory. This is the lexical check; the worker also
-    resolves symlinks at write time, which only it can do.
-    """
-    if not path:
-        raise ValueError("must not be empty")
-    if "\x00" in path or "\\" in path:
-        raise ValueError("must not contain NUL or backslash characters")
-    if path.startswith("/"):
-        raise ValueError("must be relative to the volume root, not absolute")
-    if ".." in path.split("/"):
-        raise ValueError("must not contain '..' segments")
-    if path.endswith("/") or posixpath.basename(path) in ("", "."):
-        raise ValueError("must name a file, not a directory")
-    return path
+        return column_title(self.name, self.header)
 
 
 class Output(_Model):
@@ -269,7 +233,7 @@ class CsvOptions(_Model):
     @field_validator("delimiter")
     @classmethod
     def _usable_delimiter(cls, value: str) -> str:
-        if value in ('"', "\r", "\n", "\x00"):
+        if not usable_delimiter(value):
             raise ValueError("must not be a double quote, CR, LF or NUL")
         return value
 

@@ -273,3 +273,53 @@ def test_split_points():
     assert split_points(1, 2, 8) == [2]
     assert split_points(5, 5, 3) == []
     assert split_points(-10, 9, 2) == [0]
+
+
+# Range 1 (k 2001..4000) writes ~1 MB, sleeps 2 s in the server, then writes the rest: the worker, done with
+# range 0 long before, copies range 1's spill file while range 1 is still writing it.
+SLOW_SECOND_RANGE = (
+    "SELECT g AS k, CASE WHEN g = 3100 THEN par_nap(2, '3100') ELSE g END AS v, repeat('x', 1000) AS pad "
+    "FROM generate_series(1, 4000) g"
+)
+
+
+def test_a_spill_file_is_followed_while_its_range_still_writes_it(tmp_path, postgres, nap, monkeypatch):
+    reads: list[int] = []
+    pread = os.pread
+
+    def recorded(fd: int, size: int, offset: int) -> bytes:
+        data = pread(fd, size, offset)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "pread", recorded)
+    single = export(tmp_path, postgres, SLOW_SECOND_RANGE, "one")
+    many = export(tmp_path, postgres, SLOW_SECOND_RANGE, "many", parallelism=2, splitColumn="k")
+    assert single.ok and many.ok, (single.message, many.message)
+    assert (tmp_path / "out/many.csv").read_bytes() == (tmp_path / "out/one.csv").read_bytes()
+    assert many.sha256 == single.sha256 and many.rows == 4000
+    # caught up with the file (an empty read) and read more of it afterwards: it was followed while written
+    first_empty = reads.index(0)
+    assert any(size > 0 for size in reads[first_empty:]), reads
+
+
+def test_a_failing_range_fails_the_export_while_an_earlier_spill_is_followed(tmp_path, postgres, nap):
+    # Range 1 (k 2001..4000) writes ~1 MB, then sleeps 600 s; range 2 fails after 1 s. The worker, following
+    # range 1's spill file, reports range 2's error at once and stops range 1 (its query is cancelled).
+    query = (
+        "SELECT g AS k, CASE WHEN g = 3100 THEN par_nap(600, '1') WHEN g = 4001 THEN par_nap(1, '0') / 0 "
+        "ELSE g END AS v, repeat('x', 1000) AS pad FROM generate_series(1, 6000) g"
+    )
+    outcome: list = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(export(tmp_path, postgres, query, "f", parallelism=3, splitColumn="k")),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(120)  # a bound for slow machines: waiting for range 1 would take 600 s
+    assert outcome, "the export waited for the range it was following"
+    result = outcome[0]
+    assert (result.reason, "division by zero" in result.message) == (Reason.QUERY_FAILED, True), result.message
+    assert list((tmp_path / "out").iterdir()) == []
+    assert wait_for(lambda: sleeping_queries(postgres, "par_nap(600") == 0)
+    assert range_processes(os.getpid()) == []

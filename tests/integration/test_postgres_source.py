@@ -15,6 +15,7 @@ from exportjob.worker.credentials import Credentials
 from exportjob.worker.engine import execute, run_export
 from exportjob.worker.errors import Reason
 from exportjob.worker.sources import open_source
+from exportjob.worker.sources.postgres import PostgresSource
 
 pytestmark = pytest.mark.postgres
 
@@ -319,3 +320,23 @@ def test_server_side_guard_matches_the_python_rule_exactly(tmp_path, postgres):
     assert result.ok, result.message
     _, rows = read_csv(tmp_path)
     assert [row[0] if row else "" for row in rows] == [formula.escape(value) for value in TRICKY]
+
+
+def test_uuid_columns_are_left_out_of_the_guard(tmp_path, postgres):
+    """A uuid prints as hex digits first, so the guard cannot change it: its column gets no CASE (the guard
+    on uuid cost the server ~0.45 s of 1.5 s per 2 M rows); text beside it is still guarded."""
+    query = "SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, '=1+1'::text AS t"
+    spec = parse_spec(
+        {
+            "format": "csv",
+            "source": {"postgres": {"query": query, "connectionSecretRef": {"name": "pg", "key": "dsn"}}},
+            "output": {"path": "x.csv"},
+        }
+    )
+    with PostgresSource(spec.source.postgres, postgres.dsn()) as source:
+        statements, _ = source.copy_statements(None, spec.csv_options)
+        text = statements[0].as_string(source.connection)
+    assert 'CASE WHEN q."c1"' in text and 'q."c0"::text' not in text
+    result = export(tmp_path, postgres, query, csv_options={"header": False})
+    assert result.ok, result.message
+    assert (tmp_path / "out/export.csv").read_bytes() == b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,'=1+1\r\n"

@@ -24,17 +24,20 @@ def reference(records: list[bytes]) -> bytes:
         [b'1,"say ""hi""\nthere",z\n', b'"",\n', b'3,"\n\n"\n'],  # doubled quotes, empty quoted, only LFs
         [b'"x","y\r\n"\n', b"\n"],  # a CR LF inside a field; an empty record (one NULL column)
         [b'a;"b;c";"d""\n"\n'],  # another delimiter
+        [b'1,"a,b"\n', b'2,"say ""hi""",\n', b'"",""\n'],  # quoted fields, no LF inside one: the counted path
     ],
 )
 def test_crlf_rewrites_only_record_ends(records):
     block = bytearray(b"".join(records))
-    assert bytes(_terminate(block, crlf=True)) == reference(records)
-    assert bytes(_terminate(bytearray(b"".join(records)), crlf=False)) == b"".join(records)
+    assert bytes(_terminate(block, len(records), crlf=True)) == reference(records)
+    assert bytes(_terminate(bytearray(b"".join(records)), len(records), crlf=False)) == b"".join(records)
 
 
 def test_crlf_on_a_large_block_with_many_quoted_fields():
     records = [b'%d,"name, %d","line\nbreak ""q""",x\n' % (i, i) for i in range(20_000)]
-    assert bytes(_terminate(bytearray(b"".join(records)), crlf=True)) == reference(records)
+    assert bytes(_terminate(bytearray(b"".join(records)), len(records), crlf=True)) == reference(records)
+    quoted = [b'%d,"name, %d","no ""break""",x\n' % (i, i) for i in range(20_000)]
+    assert bytes(_terminate(bytearray(b"".join(quoted)), len(quoted), crlf=True)) == reference(quoted)
 
 
 def test_the_range_process_module_does_not_import_the_spec_model():

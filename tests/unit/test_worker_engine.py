@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -229,3 +231,30 @@ def test_pdf_reports_characters_its_font_cannot_print(tmp_path):
         }
     )
     assert "replacedGlyphs" not in run_export(latin, str(tmp_path), Credentials()).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("changes", "loaded"),
+    [({}, False), ({"priority": "3"}, True)],  # "3": valid, but only the models read it
+)
+def test_worker_validates_without_pydantic_unless_the_spec_needs_the_models(tmp_path, changes, loaded):
+    """Every export pays the worker's start-up: a spec as the operator writes it is checked by
+    exportjob.lightspec, without importing pydantic; anything else goes to the models."""
+    code = (
+        "import sys\n"
+        "from exportjob.worker.main import main\n"
+        f"code = main(['--spec-json', {json.dumps({**INLINE, **changes})!r}, '--output-root', {str(tmp_path)!r}, "
+        f"'--termination-log', {str(tmp_path / 'log')!r}])\n"
+        "print(code, 'pydantic' in sys.modules, 'exportjob.spec' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == f"0 {loaded} {loaded}"
+    assert (tmp_path / "out/people.csv").read_bytes() == b"id,name,note\r\n1,Ann,'=1+1\r\n2,Bob,\r\n"
+
+
+def test_exportjob_version_read_from_the_metadata_file_is_importlib_metadatas():
+    from importlib import metadata
+
+    from exportjob.worker.engine import exportjob_version
+
+    assert exportjob_version() == metadata.version("exportjob-operator")

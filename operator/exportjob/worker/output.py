@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
-from exportjob.spec import check_relative_path
+from exportjob.lightspec import check_relative_path
 
 from .errors import ExportFailure, Reason, permanent, retryable
 

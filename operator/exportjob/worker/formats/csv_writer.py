@@ -31,12 +31,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from itertools import chain
-from typing import Any, BinaryIO
-
-from exportjob.spec import CsvOptions
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import formula
 from ..errors import Reason, permanent
+
+if TYPE_CHECKING:  # or `exportjob.lightspec.CsvOptions`: the same attributes
+    from exportjob.spec import CsvOptions
 
 UTF8_BOM = b"\xef\xbb\xbf"
 

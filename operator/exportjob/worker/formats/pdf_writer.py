@@ -53,13 +53,16 @@ from datetime import UTC, datetime
 from functools import partial
 from itertools import accumulate, chain, islice, repeat
 from operator import attrgetter
-from typing import BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from reportlab.lib import pagesizes
 
-from exportjob.spec import PdfOptions
+from exportjob import lightspec
 
 from .pdf_fonts import DEFAULT_FONTS, FontChain, NoFontError, PdfFont, uncovered_pattern
+
+if TYPE_CHECKING:  # or `exportjob.lightspec.PdfOptions`: the same attributes
+    from exportjob.spec import PdfOptions
 
 __all__ = ["MIN_FONT_SIZE", "PRODUCER", "NoFontError", "PdfTableWriter", "TooManyColumnsError", "max_columns"]
 
@@ -284,7 +287,7 @@ class PdfTableWriter:
         creation_date: datetime | None = None,
     ) -> None:
         if options is None:  # the spec's `pdf:` is optional: its defaults
-            options = PdfOptions()
+            options = cast("PdfOptions", lightspec.PdfOptions())
         if not columns:
             raise ValueError("a PDF table needs at least one column")
         limit = max_columns(options)

@@ -36,10 +36,7 @@ import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from http.client import HTTPException
-from typing import Any
-
-from exportjob.spec import Column
-from exportjob.spec import HttpSource as HttpSpec
+from typing import TYPE_CHECKING, Any
 
 from ..credentials import HTTP_BEARER_TOKEN_ENV, token_problem
 from ..egress import EgressPolicy
@@ -47,6 +44,10 @@ from ..errors import ExportFailure, Reason, permanent, retryable
 from ..httpclient import Response, open_url, public_url, transport_failure
 from ..rows import DEFAULT_BATCH_SIZE, Row, RowStream, batched
 from .base import RowSource
+
+if TYPE_CHECKING:  # or `exportjob.lightspec` objects: the same attributes
+    from exportjob.spec import Column
+    from exportjob.spec import HttpSource as HttpSpec
 
 READ_CHUNK = 64 * 1024
 MAX_RECORD_BYTES = 16 * 1024 * 1024

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from exportjob.spec import InlineSource as InlineSpec
+from typing import TYPE_CHECKING
 
 from ..rows import RowStream, from_rows
 from .base import RowSource
+
+if TYPE_CHECKING:  # or `exportjob.lightspec.InlineSource`: the same attributes
+    from exportjob.spec import InlineSource as InlineSpec
 
 
 class InlineSource(RowSource):

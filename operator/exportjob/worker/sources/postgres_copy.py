@@ -179,7 +179,7 @@ def stream_copy(
         raise _error(pgconn, result)
     get_copy_data, socket, consume_input = pgconn.get_copy_data, pgconn.socket, pgconn.consume_input
     block = bytearray()  # appending each record to one buffer costs less than a list of them and a join
-    records = 0
+    records = flushed = 0
     while True:
         nbytes, data = get_copy_data(1)
         while nbytes > 0:  # everything libpq's buffer holds (bounded by the buffer), then flush and wait
@@ -187,8 +187,9 @@ def stream_copy(
             records += 1
             nbytes, data = get_copy_data(1)
         if len(block) >= FLUSH_BYTES:
-            sink.write(_terminate(block, crlf))
+            sink.write(_terminate(block, records - flushed, crlf))
             block.clear()
+            flushed = records
             if progress is not None:
                 progress(records)
         if nbytes == 0:  # libpq's buffer is empty: wait for the socket, then read what arrived
@@ -197,7 +198,7 @@ def stream_copy(
         else:  # -1: the COPY is over; -2: an error, reported by the result below
             break
     if block:
-        sink.write(_terminate(block, crlf))
+        sink.write(_terminate(block, records - flushed, crlf))
     result = _next_result(pgconn)
     _drain(pgconn)
     if result is None or result.status != pq.ExecStatus.COMMAND_OK:
@@ -205,11 +206,17 @@ def stream_copy(
     return records
 
 
-def _terminate(block: bytearray, crlf: bool) -> bytes | bytearray:
-    """Whole CSV records as COPY sent them (each ending with LF), with CRLF record ends when asked."""
+def _terminate(block: bytearray, records: int, crlf: bool) -> bytes | bytearray:
+    """`records` whole CSV records as COPY sent them (each ending with LF), with CRLF record ends when asked.
+
+    One C-level replace when every LF of the block ends a record: when no field is quoted (memchr for '"'),
+    or when the block holds exactly `records` LFs (quoted fields, none spanning lines; the count is only
+    taken then: it costs ~0.5 ns a byte). Otherwise a regex that skips quoted fields, which Python 3.11
+    expands with a Python call per record (~1 us).
+    """
     if not crlf:
         return block
-    if b'"' not in block:  # no quoted field, so every LF ends a record
+    if b'"' not in block or block.count(b"\n") == records:
         return block.replace(b"\n", b"\r\n")
     return _RECORD_END.sub(b"\\1\r\n", block)  # an LF inside a quoted field stays as it is
 
