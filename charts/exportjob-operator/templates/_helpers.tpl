@@ -117,7 +117,7 @@ as label exportjob.io/metrics-job, which the ServiceMonitor's jobLabel reads.
 
 {{/*
 The operator's RBAC rules, derived from operator/exportjob/controller/kube.py
-(its only door to the API) plus Kopf's watches. Used by the ClusterRole
+(its only door to the API, also for the worker-Job watch) plus Kopf's ExportJob watch. Used by the ClusterRole
 (cluster-wide mode) and by each namespace's Role (watchNamespaces mode).
 */}}
 {{- define "exportjob-operator.rbacRules" -}}
