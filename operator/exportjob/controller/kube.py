@@ -3,7 +3,9 @@
 Everything returns plain dictionaries as the API server sent them (no model
 classes), so the pure modules can be fed the same shapes in unit tests. Reads
 are direct LISTs and GETs against the API server — consistent reads, not a
-cache — because admission must count what exists now.
+cache — because admission must count what exists now; the one exception is a
+finished Job's Pods, read from the API server's watch cache at least as new as
+the Job (`list_job_pods`).
 
 Requests are built by the client's `ApiClient` (its configuration, credentials
 with their refresh hooks) but not through its generated API classes: those

@@ -109,10 +109,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    # The client's own pool streams the Job watches; the transport's connections serve the write pool,
-    # the admitter and the reconcile loop (which also renews the Lease), as many as send at once.
+    # Connections for all that send at once: the write pool, the admitter, the reconcile loop (which also
+    # renews the Lease) and the Job watches. The client's own pool streams the watches, and sends the rest
+    # only when the lean transport does not cover the kubeconfig (`transport_for`).
     watches = len(settings.namespaces) or 1
-    api_client = load_client_configuration(connections=watches)
+    api_client = load_client_configuration(connections=settings.api_parallelism + 2 + watches)
     api = KubeApi(api_client, settings.namespaces, transport_for(api_client))
     leader = None
     if settings.leader_election:
