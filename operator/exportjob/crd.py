@@ -180,6 +180,8 @@ def build_crd() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
+                    # `--field-selector status.phase!=Succeeded,...`: the operator watches only unfinished exports.
+                    "selectableFields": [{"jsonPath": ".status.phase"}],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",

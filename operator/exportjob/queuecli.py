@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from exportjob.controller.admission import Limits
-from exportjob.controller.manifests import UNFINISHED_SELECTOR, WORKER_JOB_SELECTOR
+from exportjob.controller.manifests import UNFINISHED_EXPORTJOB_FIELD_SELECTOR, WORKER_JOB_SELECTOR
 from exportjob.controller.settings import OperatorSettings, SettingsError, load_settings
 from exportjob.queueview import QueueRow, queue_rows
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
@@ -66,7 +66,11 @@ def _list(namespace: str | None) -> tuple[list[dict[str, Any]], list[dict[str, A
     try:  # the whole queue: positions exactly as the operator will admit
         exportjobs = data(
             custom.list_cluster_custom_object(
-                API_GROUP, API_VERSION, PLURAL, label_selector=UNFINISHED_SELECTOR, _preload_content=False
+                API_GROUP,
+                API_VERSION,
+                PLURAL,
+                field_selector=UNFINISHED_EXPORTJOB_FIELD_SELECTOR,
+                _preload_content=False,
             )
         )
         jobs = data(batch.list_job_for_all_namespaces(label_selector=WORKER_JOB_SELECTOR, _preload_content=False))
@@ -76,7 +80,12 @@ def _list(namespace: str | None) -> tuple[list[dict[str, Any]], list[dict[str, A
             raise
     exportjobs = data(
         custom.list_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, PLURAL, label_selector=UNFINISHED_SELECTOR, _preload_content=False
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            PLURAL,
+            field_selector=UNFINISHED_EXPORTJOB_FIELD_SELECTOR,
+            _preload_content=False,
         )
     )
     jobs = data(batch.list_namespaced_job(namespace, label_selector=WORKER_JOB_SELECTOR, _preload_content=False))

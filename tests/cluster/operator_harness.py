@@ -223,8 +223,10 @@ class ExportJobs:
     def get(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, self.namespace, PLURAL, name)
 
-    def list(self) -> list[dict[str, Any]]:
-        return self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, self.namespace, PLURAL)["items"]
+    def list(self, field_selector: str = "") -> list[dict[str, Any]]:
+        return self.custom.list_namespaced_custom_object(
+            API_GROUP, API_VERSION, self.namespace, PLURAL, field_selector=field_selector
+        )["items"]
 
     def delete(self, name: str) -> None:
         self.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, self.namespace, PLURAL, name)

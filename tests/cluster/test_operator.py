@@ -13,6 +13,8 @@ import time
 import pytest
 from operator_harness import RunningSampler, metric, queue_positions, wait_for_metrics, wait_until
 
+from exportjob.controller.manifests import UNFINISHED_EXPORTJOB_FIELD_SELECTOR
+
 pytestmark = pytest.mark.cluster
 
 
@@ -49,8 +51,10 @@ def test_csv_export_lands_on_the_claim_with_the_status_telling_the_truth(
     assert conditions["Complete"]["status"] == "True" and conditions["Admitted"]["status"] == "True"
     assert all(c["lastTransitionTime"] for c in conditions.values())
     assert status["observedGeneration"] == 1
-    # Finished exports are labelled, so passes no longer list them.
-    assert exportjobs.get("orders")["metadata"]["labels"]["exportjob.io/finished"] == "true"
+    # Finished exports leave the operator's watch by their phase (a selectable field): no label write.
+    assert "exportjob.io/finished" not in (exportjobs.get("orders")["metadata"].get("labels") or {})
+    assert [ej["metadata"]["name"] for ej in exportjobs.list("status.phase=Succeeded")] == ["orders"]
+    assert exportjobs.list(UNFINISHED_EXPORTJOB_FIELD_SELECTOR) == []
 
     (job,) = exportjobs.worker_jobs()
     owner = job.metadata.owner_references[0]

@@ -47,7 +47,6 @@ CLUSTER_SCOPED = {
 LEAST_PRIVILEGE = {
     ("exportjob.io", "exportjobs", "list"),
     ("exportjob.io", "exportjobs", "watch"),
-    ("exportjob.io", "exportjobs", "patch"),
     ("exportjob.io", "exportjobs/status", "patch"),
     ("batch", "jobs", "get"),
     ("batch", "jobs", "list"),
@@ -492,8 +491,7 @@ def every_request_of_kube_py() -> set[tuple[str, str, str]]:
     client = RecordingApiClient()
     job = {"metadata": {"name": "j", "namespace": "ns", "uid": "u", "ownerReferences": [{"uid": "not-this"}]}}
     calls = {
-        "list_exportjobs": lambda api: api.list_exportjobs("!x"),
-        "label_exportjob": lambda api: api.label_exportjob("ns", "e", {"a": "b"}),
+        "list_exportjobs": lambda api: api.list_exportjobs("status.phase!=x"),
         "patch_exportjob_status": lambda api: api.patch_exportjob_status("ns", "e", {"phase": "Queued"}, "1"),
         "list_jobs": lambda api: api.list_jobs("!x"),
         "watch_jobs": lambda api: (list(api.watch_jobs(None, "!x", None)), list(api.watch_jobs("ns", "!x", "7"))),

@@ -1,6 +1,6 @@
 """The reconciler's decision table, row by row, without a cluster."""
 
-from exportjob.controller.decide import FailInvalid, Finish, Follow, Label, Missing, Queue, Skip, Wait, decide
+from exportjob.controller.decide import FailInvalid, Finish, Follow, Missing, Queue, Skip, Wait, decide
 from exportjob.reasons import Reason
 from exportjob.status import ExportJobStatus
 
@@ -25,8 +25,9 @@ def test_deleting_is_skipped():
     assert isinstance(run(deleting=True, job=RUNNING_JOB)[0], Skip)
 
 
-def test_terminal_but_unlabelled_gets_labelled():
-    assert run(status=ExportJobStatus(phase="Succeeded"))[0] == Label()
+def test_terminal_is_skipped_it_is_leaving_the_watch():
+    action, calls = run(status=ExportJobStatus(phase="Succeeded"), job=RUNNING_JOB)
+    assert action == Skip("finished") and calls == []
 
 
 def test_invalid_spec_fails_before_anything_else_is_looked_up():

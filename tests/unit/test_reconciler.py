@@ -14,6 +14,7 @@ from exportjob.controller.manifests import LABEL_EXPORT_UID
 from exportjob.controller.metrics import Metrics
 from exportjob.controller.reconciler import Reconciler
 from exportjob.controller.settings import OperatorSettings
+from exportjob.status import TERMINAL_PHASES
 
 SPEC = {"format": "csv", "source": {"synthetic": {"records": 1}}, "output": {"claimName": "exports", "path": "a.csv"}}
 
@@ -45,7 +46,8 @@ class FakeApi:
         return obj
 
     def list_exportjobs(self, selector: str):
-        items = [o for o in self.exportjobs.values() if "exportjob.io/finished" not in o["metadata"]["labels"]]
+        assert selector == "status.phase!=Failed,status.phase!=Succeeded"
+        items = [o for o in self.exportjobs.values() if (o.get("status") or {}).get("phase") not in TERMINAL_PHASES]
         return items, str(next(self.rv))
 
     def list_jobs(self, selector: str):
@@ -69,12 +71,6 @@ class FakeApi:
         obj["status"] = {**(obj.get("status") or {}), **patch}
         obj["metadata"]["resourceVersion"] = str(next(self.rv))
         return {**obj, "metadata": dict(obj["metadata"])}
-
-    def label_exportjob(self, namespace, name, labels):
-        obj = self.exportjobs[name]
-        obj["metadata"]["labels"].update(labels)
-        obj["metadata"]["resourceVersion"] = str(next(self.rv))
-        return obj
 
     def label_job(self, namespace, name, labels):
         pass
@@ -158,7 +154,8 @@ def test_a_finished_job_frees_its_slot_for_the_next_export():
     owner = job["metadata"]["labels"][LABEL_EXPORT_UID]
     finished = next(o for o in api.exportjobs.values() if o["metadata"]["uid"] == owner)
     assert finished["status"]["phase"] == "Failed"  # completed without a result: WorkerCrashed
-    assert finished["metadata"]["labels"] == {"exportjob.io/finished": "true"}
+    assert finished["metadata"]["labels"] == {}  # it left the watch by its phase: no label write
+    assert owner not in reconciler.state.exports
     assert api.creates == 2
 
 

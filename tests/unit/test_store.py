@@ -5,8 +5,11 @@ from exportjob.controller.store import ClusterState
 
 
 def ej(uid: str, rv: int, finished: bool = False) -> dict:
-    labels = {LABEL_FINISHED: "true"} if finished else {}
-    return {"metadata": {"uid": uid, "name": uid, "namespace": "ns", "resourceVersion": str(rv), "labels": labels}}
+    status = {"phase": "Succeeded" if finished else "Queued"}
+    return {
+        "metadata": {"uid": uid, "name": uid, "namespace": "ns", "resourceVersion": str(rv), "labels": {}},
+        "status": status,
+    }
 
 
 def job(owner: str, rv: int, uid: str = "job-uid", finished: bool = False) -> dict:
@@ -42,7 +45,7 @@ def test_finishing_is_not_deleting():
     state = ClusterState()
     state.apply_exportjob("ADDED", ej("a", 1))
     state.apply_exportjob("ADDED", ej("b", 1))
-    change = state.apply_exportjob("DELETED", ej("a", 2, finished=True))  # left the label selector
+    change = state.apply_exportjob("DELETED", ej("a", 2, finished=True))  # left the field selector (status.phase)
     assert change.gone == [] and "a" not in state.exports
     change = state.apply_exportjob("DELETED", ej("b", 2))
     assert [o["metadata"]["uid"] for o in change.gone] == ["b"]
@@ -74,12 +77,12 @@ def test_orphans_are_jobs_without_their_export():
     assert [j["metadata"]["uid"] for j in state.orphans()] == ["other"]
 
 
-def test_an_event_older_than_the_label_write_cannot_bring_a_finished_export_back():
+def test_an_event_older_than_the_terminal_write_cannot_bring_a_finished_export_back():
     state = ClusterState()
     state.apply_exportjob("ADDED", ej("a", 1))
-    state.apply_exportjob("MODIFIED", ej("a", 3, finished=True))  # the operator's own label write, folded in
+    state.apply_exportjob("MODIFIED", ej("a", 3, finished=True))  # the operator's own status write, folded in
     assert "a" not in state.exports
-    assert state.apply_exportjob("MODIFIED", ej("a", 2)).exports == set()  # its status write, still in flight
+    assert state.apply_exportjob("MODIFIED", ej("a", 2)).exports == set()  # its earlier status write, still in flight
     assert "a" not in state.exports
     assert state.apply_exportjob("DELETED", ej("a", 3, finished=True)).gone == []
 

@@ -37,6 +37,23 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.requests.append((self.command, self.path, body))
+        if self.path.endswith("/chunked"):  # as the API server answers a LIST: in chunks
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b'{"items": [', b'{"n": 1}, ' * 5000, b'{"n": 2}]}'):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path.endswith("/close"):  # announced: Connection: close
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            self.close_connection = True
+            return
         status = 404 if self.path.endswith("/missing") else 200
         data = json.dumps({"kind": "Status", "code": status, "echo": body.decode()}).encode()
         self.send_response(status)
@@ -99,3 +116,37 @@ def test_configurations_it_does_not_cover_use_the_clients_rest_layer() -> None:
     assert isinstance(transport_for(client.ApiClient(configuration)), PooledConnections)
     configuration.proxy = "http://127.0.0.1:3128"
     assert isinstance(transport_for(client.ApiClient(configuration)), ClientTransport)
+
+
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept(server: Server) -> None:
+    connections = pool(server)
+    answer = connections.send("GET", f"{connections.origin}/apis/x/v1/chunked", {}, None)
+    items = json.loads(answer.data)["items"]
+    assert answer.status == 200 and answer.reason == "OK" and len(items) == 5001 and items[-1] == {"n": 2}
+    assert answer.headers["Transfer-Encoding"] == "chunked"
+    assert connections.send("GET", f"{connections.origin}/api/v1/ok", {}, None).status == 200
+    assert server.connections == 1
+
+
+def test_connection_close_is_honoured(server: Server) -> None:
+    connections = pool(server)
+    for _ in range(2):
+        assert connections.send("GET", f"{connections.origin}/api/v1/close", {}, None).status == 200
+    assert server.connections == 2 and connections._idle == []
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("/api/v1/pods\r\nX-Smuggled: 1", {}),
+        ("/api/v1/pods HTTP/1.1", {}),
+        ("/api/v1/pods", {"Authorization": "Bearer token\r\nX-Smuggled: 1"}),
+    ],
+)
+def test_a_control_character_in_the_target_or_a_header_is_refused_before_sending(
+    server: Server, url: str, headers: dict[str, str]
+) -> None:
+    connections = pool(server)
+    with pytest.raises(ValueError, match="control character"):
+        connections.send("GET", f"{connections.origin}{url}", headers, None)
+    assert server.connections == 0 and server.requests == []

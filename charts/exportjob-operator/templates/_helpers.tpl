@@ -122,11 +122,11 @@ The operator's RBAC rules, derived from operator/exportjob/controller/kube.py
 */}}
 {{- define "exportjob-operator.rbacRules" -}}
 # ExportJobs: watch (the operator's state comes from the watch stream), list (at
-# start, on taking the lead, on resync), patch (the exportjob.io/finished label, so
-# finished exports drop out of the watch).
+# start, on taking the lead, on resync); both select unfinished ones by
+# `status.phase`, so the operator never writes to an ExportJob itself.
 - apiGroups: ["exportjob.io"]
   resources: ["exportjobs"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch"]
 # Status is the only thing the operator writes on an ExportJob (merge patch).
 - apiGroups: ["exportjob.io"]
   resources: ["exportjobs/status"]

@@ -7,7 +7,7 @@ action. Table, first match wins:
 | observed                                          | action                          |
 |---------------------------------------------------|---------------------------------|
 | being deleted                                     | `Skip` (its Job goes with it)   |
-| status already terminal (the label write failed)  | `Label` it finished             |
+| status already terminal (it is leaving the watch) | `Skip`                          |
 | stored spec does not parse                        | `FailInvalid` (terminal)        |
 | worker Job exists and has finished                | `Finish` from the Job's outcome |
 | worker Job exists, still running                  | `Follow` (attempts, start time) |
@@ -40,11 +40,6 @@ class Skip:
 
 
 @dataclass(frozen=True)
-class Label:
-    """Terminal, but still carries no `finished` label: add it (drops it out of every watch)."""
-
-
-@dataclass(frozen=True)
 class FailInvalid:
     message: str
 
@@ -69,7 +64,7 @@ class Queue:
     job_lost: bool = False  # it was Running but its Job is gone: queued again, with a Warning
 
 
-Action = Skip | Label | FailInvalid | Follow | Finish | Wait | Queue
+Action = Skip | FailInvalid | Follow | Finish | Wait | Queue
 
 
 def decide(
@@ -84,7 +79,7 @@ def decide(
     if deleting:
         return Skip("being deleted")
     if status.is_terminal:
-        return Label()
+        return Skip("finished")
     if spec_error is not None:
         return FailInvalid(spec_error)
     if job is not None:

@@ -5,9 +5,11 @@ stream (with reconnects and timeouts), the liveness endpoint and signal
 handling; the reconciler (`exportjob.controller.reconciler`) keeps its picture
 of the cluster from the events handed over here and takes every decision in
 one loop. Worker Jobs are watched by the leaner `watchfeed.WatchFeed` threads,
-started and stopped here with the loop. Both watches carry a server-side label
-selector (`!exportjob.io/finished`), so finished exports and their Jobs never
-reach the operator at all: its memory and work do not grow with history.
+started and stopped here with the loop. Both watches carry a server-side
+selector (ExportJobs: `status.phase` not terminal, a field the CRD declares
+selectable; Jobs: no `exportjob.io/finished` label), so finished exports and
+their Jobs never reach the operator at all: its memory and work do not grow
+with history.
 
 Because only `on.event` handlers are registered, Kopf keeps no per-object
 handler state: it adds no finalizers (deleting an ExportJob never waits for the
@@ -25,7 +27,7 @@ from typing import Any
 import kopf
 
 from exportjob.controller.loop import LoopRunner
-from exportjob.controller.manifests import UNFINISHED_SELECTOR
+from exportjob.controller.manifests import UNFINISHED_EXPORTJOB_FIELD_SELECTOR
 from exportjob.controller.reconciler import Reconciler
 from exportjob.controller.watchfeed import WatchFeed
 from exportjob.spec import API_GROUP, API_VERSION, PLURAL
@@ -85,8 +87,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # object's last event; at start-up every unfinished export has one at once. Short-lived workers
     # keep that peak small (bench/README.md: operator RSS with 5,000 queued exports).
     settings.batching.idle_timeout = 1.0
-    # Server-side filter: only unfinished exports are ever sent (the Job feeds have their own).
-    settings.watching.label_selectors[API_GROUP, PLURAL] = UNFINISHED_SELECTOR
+    # Server-side filter: only unfinished exports are ever sent, and the terminal status write makes the
+    # API server send DELETED for it (the Job feeds have their own filter).
+    settings.watching.field_selectors[API_GROUP, PLURAL] = UNFINISHED_EXPORTJOB_FIELD_SELECTOR
     assert _loop is not None, "handlers.install() must run before the operator starts"
     _loop.start()
     for feed in _feeds:

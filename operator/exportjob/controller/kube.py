@@ -189,32 +189,18 @@ class KubeApi:
                 raw.close()
             raw.release_conn()
 
-    def _list(self, paths: list[str], label_selector: str) -> tuple[list[dict[str, Any]], str]:
+    def _list(self, paths: list[str], query: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
         """LIST every path; the items and the lowest resourceVersion (several namespaces: several LISTs)."""
-        listings = [self._request("GET", path, query={"labelSelector": label_selector}) for path in paths]
+        listings = [self._request("GET", path, query=query) for path in paths]
         if len(listings) == 1:
             return listings[0]["items"], listings[0]["metadata"].get("resourceVersion", "")
         return _merge(listings)
 
     # --- ExportJobs -------------------------------------------------------
-    def list_exportjobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+    def list_exportjobs(self, field_selector: str) -> tuple[list[dict[str, Any]], str]:
         """The matching ExportJobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
         paths = [_url(EXPORTJOBS, ns) for ns in self.namespaces] or [_url(EXPORTJOBS, None)]
-        return self._list(paths, label_selector)
-
-    def label_exportjob(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any] | None:
-        """Merge-patch labels onto an ExportJob (metadata only: the immutable spec is untouched); the result."""
-        try:
-            return self._request(
-                "PATCH",
-                _url(EXPORTJOBS, namespace, name),
-                body={"metadata": {"labels": labels}},
-                content_type=MERGE_PATCH,
-            )
-        except ApiException as error:
-            if error.status != 404:  # deleted meanwhile: nothing to label
-                raise
-            return None
+        return self._list(paths, {"fieldSelector": field_selector})
 
     def patch_exportjob_status(
         self, namespace: str, name: str, status_patch: dict[str, Any], resource_version: str | None = None
@@ -236,7 +222,7 @@ class KubeApi:
     def list_jobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """The matching Jobs and the LIST's resourceVersion (the lowest one, watching several namespaces)."""
         paths = [_url(JOBS, ns) for ns in self.namespaces] or [_url(JOBS, None)]
-        return self._list(paths, label_selector)
+        return self._list(paths, {"labelSelector": label_selector})
 
     def watch_jobs(
         self, namespace: str | None, label_selector: str, resource_version: str | None

@@ -42,7 +42,7 @@ class LoopRunner:
         metrics: Metrics,
         leader: LeaderElector | None = None,
         renew_every: float = 5.0,
-        min_gap: float = 0.05,
+        min_gap: float = 0.1,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target

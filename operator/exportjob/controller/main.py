@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -144,6 +145,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         for namespace in watched
     ]
     handlers.install(reconciler, loop, feeds)
+    # What is built so far (some 800 modules of kopf, aiohttp and the Kubernetes client, the settings)
+    # lives as long as the process: frozen, the collector's full collections no longer walk it.
+    gc.freeze()
     kopf.run(
         standalone=True,  # one active replica (Deployment strategy Recreate); no peering objects needed
         clusterwide=settings.clusterwide,

@@ -20,6 +20,7 @@ from typing import Any
 
 from exportjob.controller.settings import OperatorSettings
 from exportjob.spec import API_GROUP, API_VERSION, KIND, ExportJobSpec, spec_to_wire
+from exportjob.status import TERMINAL_PHASES
 from exportjob.worker.egress import DENY_NETWORKS_ENV, EGRESS_ENV
 from exportjob.worker.errors import PERMANENT_FAILURE
 
@@ -30,8 +31,12 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_EXPORT_NAME = f"{API_GROUP}/name"
 LABEL_EXPORT_UID = f"{API_GROUP}/uid"
 WORKER_JOB_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}=worker"
-# Set on an ExportJob once it is terminal, so that reconcile passes list only the
-# unfinished ones however many finished ExportJobs users keep.
+# Unfinished ExportJobs, by the status phase the CRD declares selectable (`selectableFields`): the
+# operator's watch and LISTs never see finished ones, however many users keep, and the terminal
+# status write itself takes an export out of the watch (no second write to label it).
+UNFINISHED_EXPORTJOB_FIELD_SELECTOR = ",".join(f"status.phase!={phase}" for phase in sorted(TERMINAL_PHASES))
+# Set on a worker Job once its export is finished, so that the Job watch sends only unfinished ones
+# (Jobs have no selectable field that tells a failed Job from a running one).
 LABEL_FINISHED = f"{API_GROUP}/finished"
 UNFINISHED_SELECTOR = f"!{LABEL_FINISHED}"
 UNFINISHED_WORKER_JOB_SELECTOR = f"{WORKER_JOB_SELECTOR},{UNFINISHED_SELECTOR}"

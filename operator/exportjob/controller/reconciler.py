@@ -45,13 +45,13 @@ from typing import Any
 
 from exportjob.controller import transitions
 from exportjob.controller.admission import FairQueue, Limits, QueueEntry
-from exportjob.controller.decide import FailInvalid, Finish, Follow, Label, Queue, Skip, Wait, decide
+from exportjob.controller.decide import FailInvalid, Finish, Follow, Queue, Skip, Wait, decide
 from exportjob.controller.errors import Conflict, NamespaceTerminating, NotOurs
 from exportjob.controller.events import events_for
 from exportjob.controller.kube import KubeApi
 from exportjob.controller.manifests import (
     LABEL_FINISHED,
-    UNFINISHED_SELECTOR,
+    UNFINISHED_EXPORTJOB_FIELD_SELECTOR,
     UNFINISHED_WORKER_JOB_SELECTOR,
     build_worker_job,
     claim_name,
@@ -133,6 +133,9 @@ class Reconciler:
         self._gone: list[Object] = []
         self._waiting: set[str] = set()
         self._parsed: dict[str, _Parsed] = {}
+        # Decided once per version, not once per event (a running export's Job changes ~5 times):
+        self._statuses: dict[str, tuple[str, ExportJobStatus]] = {}  # uid -> (resourceVersion, its status)
+        self._followed: dict[str, tuple[str, str, int]] = {}  # uid -> (resourceVersion, Job, attempts) written
         self._synced = False
         self._next_resync = 0.0
         self._next_recheck = 0.0
@@ -161,7 +164,7 @@ class Reconciler:
         self.metrics.set_levels(running=0, queue_depth=0, max_concurrent=self.limits.total)
 
     def _resync(self) -> None:
-        exportjobs, ej_rv = self.api.list_exportjobs(UNFINISHED_SELECTOR)
+        exportjobs, ej_rv = self.api.list_exportjobs(UNFINISHED_EXPORTJOB_FIELD_SELECTOR)
         jobs, job_rv = self.api.list_jobs(UNFINISHED_WORKER_JOB_SELECTOR)
         self.state.replace(exportjobs, ej_rv, jobs, job_rv)
         for uid, manifest in self._reserved.items():  # Jobs still being created hold their slots
@@ -170,6 +173,8 @@ class Reconciler:
         self.queue = FairQueue()  # the round robin starts over too: what it remembers is only a tie-break
         self._waiting.clear()
         self._parsed = {uid: p for uid, p in self._parsed.items() if uid in self.state.exports}
+        self._statuses.clear()
+        self._followed.clear()
         self._dirty = set(self.state.exports)
         self._synced = True
         self._next_resync = self.monotonic() + self.settings.full_resync_seconds
@@ -195,6 +200,8 @@ class Reconciler:
         self.queue.discard(uid)
         self._waiting.discard(uid)
         self._parsed.pop(uid, None)
+        self._statuses.pop(uid, None)
+        self._followed.pop(uid, None)
         self._dirty.discard(uid)
 
     # --- one pass -------------------------------------------------------------------
@@ -272,8 +279,6 @@ class Reconciler:
         match action:
             case Skip():
                 return None
-            case Label():
-                return partial(self._label, ej)
             case FailInvalid(message=message):
                 new = transitions.failed_before_start(
                     status,
@@ -327,6 +332,11 @@ class Reconciler:
         # startTime, a Pod becoming active or ready) are not copied, one write per change each.
         # startTime and the final attempts come with the result (transitions.finished).
         outcome = observe_job(job, [])
+        attempts = max(outcome.attempts, FIRST_ATTEMPT)
+        uid, version = ej["metadata"]["uid"], ej["metadata"].get("resourceVersion") or ""
+        followed = (version, job["metadata"]["name"], attempts)
+        if version and self._followed.get(uid) == followed:
+            return None  # this version of the export already shows this Job and attempt
         new = transitions.admitted(
             status,
             job_name=job["metadata"]["name"],
@@ -334,9 +344,12 @@ class Reconciler:
             path=spec.output.path,
             now=self._now(),
             generation=ej["metadata"].get("generation"),
-            attempts=max(outcome.attempts, FIRST_ATTEMPT),
+            attempts=attempts,
         )
-        return self._if_changed(ej, status, new)
+        task = self._if_changed(ej, status, new)
+        if task is None:
+            self._followed[uid] = followed
+        return task
 
     def _if_changed(self, ej: Object, old: ExportJobStatus, new: ExportJobStatus) -> Callable[[], Observed] | None:
         if not transitions.status_patch(old.to_wire(), new.to_wire()):
@@ -478,7 +491,7 @@ class Reconciler:
                 self.state.forget_job(uid, held["metadata"]["name"])
         for job in observed.jobs:
             self.state.put_job(uid, job)
-        for ej in observed.exportjobs:  # a labelled one leaves the store (and stays out)
+        for ej in observed.exportjobs:  # a finished one leaves the store (and stays out)
             self.state.apply_exportjob("MODIFIED", ej)
         if uid not in self.state.exports:
             self._forget(uid)
@@ -489,10 +502,6 @@ class Reconciler:
         log.info("deleting the worker Job of a deleted ExportJob", extra={"job": job["metadata"]["name"]})
         self.api.delete_job(job["metadata"]["namespace"], job["metadata"]["name"])
         return Observed()
-
-    def _label(self, ej: Object) -> Observed:
-        labelled = self.api.label_exportjob(ej["metadata"]["namespace"], ej["metadata"]["name"], FINISHED)
-        return Observed(exportjobs=[labelled] if labelled else [])
 
     def _finish(self, ej: Object, status: ExportJobStatus, job: Object) -> Observed:
         pods = self.api.list_job_pods(ej["metadata"]["namespace"], job)
@@ -538,20 +547,19 @@ class Reconciler:
             log.info("finished", extra={**_ids(ej), "phase": new.phase, "reason": new.reason})
         for event in events_for(old, new):
             self.api.post_event(ej, event.type, event.reason, event.message)
-        if observed.finished:
-            # Finished exports drop out of the watch (UNFINISHED_SELECTOR): one label write. Should it
-            # fail, the export stays terminal and unlabelled, and `decide` labels it on the next event.
-            try:
-                labelled = self.api.label_exportjob(meta["namespace"], meta["name"], FINISHED)
-            except Exception:
-                log.exception("labelling a finished ExportJob failed; retried", extra=_ids(ej))
-            else:
-                observed.exportjobs += [labelled] if labelled else []
         return observed
 
     # --- small helpers -----------------------------------------------------------------------
     def _status(self, ej: Object) -> ExportJobStatus:
-        return ExportJobStatus.model_validate(ej.get("status") or {})
+        """The parsed status, once per resourceVersion (statuses are never changed in place)."""
+        uid, version = ej["metadata"]["uid"], ej["metadata"].get("resourceVersion")
+        cached = self._statuses.get(uid)
+        if version and cached is not None and cached[0] == version:
+            return cached[1]
+        status = ExportJobStatus.model_validate(ej.get("status") or {})
+        if version:
+            self._statuses[uid] = (version, status)
+        return status
 
     def _parse(self, ej: Object) -> _Parsed:
         """The spec, parsed once per generation (it is immutable; the cache only saves CPU)."""

@@ -1,7 +1,7 @@
 """The operator's picture of the cluster, kept from watch events. Pure (no I/O, no locks).
 
-Only unfinished objects are watched (server-side label selector
-`!exportjob.io/finished` on ExportJobs and worker Jobs), so the store holds what
+Only unfinished objects are watched (server-side selectors: `status.phase` not
+terminal on ExportJobs, no `exportjob.io/finished` label on worker Jobs), so the store holds what
 is queued, waiting or running, never the finished history: its size and the
 cost of a reconcile pass do not grow with the number of exports ever run.
 
@@ -27,6 +27,7 @@ from typing import Any
 
 from exportjob.controller.manifests import LABEL_EXPORT_UID, LABEL_FINISHED
 from exportjob.controller.outcome import job_finished
+from exportjob.status import TERMINAL_PHASES
 
 Object = dict[str, Any]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -63,8 +64,13 @@ def owner_uid(job: Object) -> str | None:
     return (job["metadata"].get("labels") or {}).get(LABEL_EXPORT_UID)
 
 
-def is_labelled_finished(obj: Object) -> bool:
-    return LABEL_FINISHED in (obj["metadata"].get("labels") or {})
+def is_labelled_finished(job: Object) -> bool:
+    return LABEL_FINISHED in (job["metadata"].get("labels") or {})
+
+
+def is_finished_export(ej: Object) -> bool:
+    """Terminal: it has left the operator's watch (UNFINISHED_EXPORTJOB_FIELD_SELECTOR), or is leaving it."""
+    return (ej.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
 @dataclass
@@ -99,11 +105,11 @@ class ClusterState:
             return Change()
         if not self._fresh("exportjob", obj, held):
             return Change()
-        if event_type == "DELETED" or is_labelled_finished(obj):
+        if event_type == "DELETED" or is_finished_export(obj):
             self.exports.pop(uid, None)
             if rv is not None:
                 self._left[uid] = rv
-            really_gone = event_type == "DELETED" and not is_labelled_finished(obj)
+            really_gone = event_type == "DELETED" and not is_finished_export(obj)
             return Change(gone=[obj] if really_gone else [])
         self.exports[uid] = slim(obj)
         return Change(exports={uid})
