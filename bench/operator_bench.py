@@ -334,11 +334,24 @@ class Bench:
         return count
 
     def drop(self, namespaces: list[str]) -> None:
+        """Delete the case's namespaces and wait until they are gone: emptying one that held 5,000 exports
+        (their Jobs, Pods and Events) keeps the control plane busy for minutes, which the next case
+        would otherwise pay for."""
         for namespace in namespaces:
             try:
                 self.core.delete_namespace(namespace)
             except ApiException:
                 pass
+        wait_for(lambda: not any(self._exists(ns) for ns in namespaces), 1800, "the case's namespaces to go", 2)
+
+    def _exists(self, namespace: str) -> bool:
+        try:
+            self.core.read_namespace(namespace)
+            return True
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
 
     # --- scenarios -----------------------------------------------------------------------------
     def lifecycle(self, count: int, limit: int, source: Path | None, label: str) -> dict[str, Any]:
