@@ -75,6 +75,21 @@ def test_discarded_and_repushed_entries_are_not_served_twice():
     assert queue.next_to_admit(Counter(), Limits(5, 5)) is None
 
 
+def test_stale_heap_items_are_compacted_away_as_entries_come_and_go():
+    """Re-ranked and discarded entries leave stale heap items behind; a namespace's heap is rebuilt
+    once it holds four times its live entries, so it stays proportional to what is queued."""
+    queue = FairQueue()
+    for round_ in range(50):
+        for i in range(40):
+            queue.push(entry("a", f"e{i}", priority=round_, created=t(i % 60)))  # re-ranked each round
+        queue.discard(f"a/e{round_ % 40}")
+        assert len(queue._heaps["a"]) <= 4 * 40 + 1  # never more than 40 live in "a"
+    queue.push(entry("b", "other"))
+    assert len(queue) == 40 and queue._counts == Counter({"a": 39, "b": 1})
+    admitted = admit_all(queue, Counter(), Limits(100, 100))
+    assert len(admitted) == len(set(admitted)) == 40 and len(queue) == 0
+
+
 def test_service_order_numbers_every_waiting_export_by_the_same_rule():
     waiting = [entry("a", f"a{i}", 1000, t(i)) for i in range(3)] + [entry("b", "b0", 0, t(30))]
     order = [e.uid for e in service_order(waiting, Counter({"a": 1}), Limits(10, 2))]

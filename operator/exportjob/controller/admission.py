@@ -74,6 +74,7 @@ class FairQueue:
     def __init__(self, entries: Iterable[QueueEntry] = ()) -> None:
         self._heaps: dict[str, list[tuple[Rank, str]]] = {}
         self._live: dict[str, QueueEntry] = {}  # uid -> entry
+        self._counts: Counter[str] = Counter()  # namespace -> live entries (when to compact its heap)
         self._served: dict[str, int] = {}  # namespace -> when it last got a slot (a serial number)
         self._serial = 0
         for entry in entries:
@@ -89,16 +90,22 @@ class FairQueue:
         return list(self._live.values())
 
     def push(self, entry: QueueEntry) -> None:
-        if self._live.get(entry.uid) == entry:
+        held = self._live.get(entry.uid)
+        if held == entry:
             return
+        if held is not None:
+            self._counts[held.namespace] -= 1
         self._live[entry.uid] = entry
+        self._counts[entry.namespace] += 1
         heap = self._heaps.setdefault(entry.namespace, [])
         heapq.heappush(heap, (entry.rank, entry.uid))
-        if len(heap) > 64 and len(heap) > 4 * sum(1 for e in self._live.values() if e.namespace == entry.namespace):
+        if len(heap) > 64 and len(heap) > 4 * self._counts[entry.namespace]:
             self._compact(entry.namespace)
 
     def discard(self, uid: str) -> None:
-        self._live.pop(uid, None)
+        held = self._live.pop(uid, None)
+        if held is not None:
+            self._counts[held.namespace] -= 1
 
     def take(self, entry: QueueEntry) -> None:
         """`entry` got a slot: out of the queue, and its namespace goes to the back of the round robin."""
