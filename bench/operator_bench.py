@@ -225,20 +225,29 @@ def max_running(times: dict[str, tuple[Any, Any]]) -> int:
     return best
 
 
-def write_requests(kubeconfig: Path) -> float:
-    """PATCH/PUT requests to ExportJob objects (status and metadata) the API server has served so far."""
+def request_counts(kubeconfig: Path) -> dict[tuple[str, str], float]:
+    """Requests the API server has served so far, by (verb, resource), from its `/metrics`."""
     body = subprocess.run(
         ["kubectl", "--kubeconfig", str(kubeconfig), "get", "--raw", "/metrics"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    total = 0.0
+    counts: dict[tuple[str, str], float] = {}
     for line in body.splitlines():
-        wanted = line.startswith("apiserver_request_total{") and 'resource="exportjobs"' in line
-        if wanted and any(f'verb="{verb}"' in line for verb in ("PATCH", "PUT")):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.rindex("}")].split(",") if "=" in part
+        )
+        key = (labels.get("verb", "").strip('"'), labels.get("resource", "").strip('"'))
+        counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def write_requests(counts: dict[tuple[str, str], float]) -> float:
+    """PATCH/PUT requests to ExportJob objects (status and metadata)."""
+    return sum(n for (verb, resource), n in counts.items() if resource == "exportjobs" and verb in ("PATCH", "PUT"))
 
 
 def synthetic(records: int, path: str, priority: int = 0) -> dict[str, Any]:
@@ -378,10 +387,10 @@ class Bench:
         jobs = JobWatch(self.api, namespaces)
         api_pid = self.pid("kube-apiserver")
         time.sleep(2)  # the operator's start-up is not counted
-        cpu_op0, cpu_api0, writes0 = (
+        cpu_op0, cpu_api0, requests0 = (
             cpu_seconds(operator.pid),
             cpu_seconds(api_pid),
-            write_requests(self.cluster.kubeconfig),
+            request_counts(self.cluster.kubeconfig),
         )
         started = time.monotonic()
         self.create(namespaces, count)
@@ -389,7 +398,15 @@ class Bench:
         wait_for(lambda: self.unfinished(namespaces) == 0, 120, f"{count} exports to finish", interval=1)
         elapsed = time.monotonic() - started
         cpu_op, cpu_api = cpu_seconds(operator.pid) - cpu_op0, cpu_seconds(api_pid) - cpu_api0
-        writes = write_requests(self.cluster.kubeconfig) - writes0
+        requests = request_counts(self.cluster.kubeconfig)
+        writes = write_requests(requests) - write_requests(requests0)
+        # Every kind of request the API server served during the case, per export (what grows with N).
+        per_export = {
+            f"{verb} {resource}": round((n - requests0.get((verb, resource), 0.0)) / count, 2)
+            for (verb, resource), n in sorted(requests.items())
+            if (n - requests0.get((verb, resource), 0.0)) / count >= 0.05
+        }
+        print(f"# requests per export, {label} {count}: {json.dumps(per_export)}", flush=True)
         peak = peak_rss_mb(operator.pid)
         jobs.stop()
         operator.stop()
