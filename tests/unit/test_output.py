@@ -10,7 +10,13 @@ import os
 import pytest
 
 from exportjob.worker.errors import ExportFailure, Reason
-from exportjob.worker.output import AtomicOutput, write_failure
+from exportjob.worker.output import (
+    WRITE_BEHIND_BYTES,
+    WRITE_BUFFER_BYTES,
+    AtomicOutput,
+    WriteBehind,
+    write_failure,
+)
 
 
 def files(root) -> list[str]:
@@ -210,3 +216,49 @@ def test_a_successful_attempt_removes_its_predecessors_parts_at_once(tmp_path):
         output.commit()
     assert not killed.exists() and later.exists()
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["a.csv", "a.csv.5ca1ab1e.part"]
+
+
+def test_write_behind_advises_what_the_previous_call_started_and_what_came_since():
+    behind = WriteBehind(step=8, buffered=1)
+    assert behind.advance(5) is None
+    assert behind.advance(9) == (0, 8)  # start the writeback of [0, 8); byte 8 may still be in the buffer
+    assert behind.advance(16) is None
+    assert behind.advance(17) == (0, 16)  # drop [0, 8) (written back by now), start [8, 16)
+    assert behind.advance(25) == (8, 16)  # drop [8, 16), start [16, 24)
+    assert behind.advance(100) == (16, 83)  # one large write: everything up to what the buffer holds
+    assert behind.advance(107) is None
+
+
+def test_the_sink_writes_its_file_behind_itself_and_the_file_stays_whole(tmp_path, monkeypatch):
+    advised: list[tuple[int, int, int]] = []
+    real_fadvise = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        advised.append((fd, offset, length))
+        real_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    block = bytes(range(256)) * 4096  # 1 MiB
+    with AtomicOutput(str(tmp_path), "big.csv") as output:
+        for _ in range(40):
+            output.sink.write(block)
+        info = output.commit()
+    assert (tmp_path / "big.csv").read_bytes() == block * 40
+    assert info.bytes == 40 * len(block) and info.sha256 == hashlib.sha256(block * 40).hexdigest()
+    ranges = [(offset, offset + length) for _, offset, length in advised]
+    mib = len(block)
+    assert ranges == [(0, 8 * mib), (0, 16 * mib), (8 * mib, 24 * mib), (16 * mib, 32 * mib)]
+    assert len({fd for fd, _, _ in advised}) == 1
+
+
+def test_a_file_system_refusing_the_advice_changes_nothing(tmp_path, monkeypatch):
+    def refuse(fd: int, offset: int, length: int, advice: int) -> None:
+        raise OSError(errno.EINVAL, "not here")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    with AtomicOutput(str(tmp_path), "out.csv") as output:
+        output.sink.write(b"x" * (WRITE_BEHIND_BYTES + WRITE_BUFFER_BYTES + 1))
+        info = output.commit()
+    assert info.bytes == WRITE_BEHIND_BYTES + WRITE_BUFFER_BYTES + 1
+    assert (tmp_path / "out.csv").stat().st_size == info.bytes

@@ -30,7 +30,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from .credentials import Credentials
 from .errors import CRASHED, ExportFailure, Reason, permanent, redact, redact_value, retryable
@@ -214,5 +214,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result.exit_code
 
 
+def entry() -> NoReturn:
+    """The `exportjob-worker` command: `main()`, then exit without the interpreter's teardown.
+
+    When `main()` returns, the result is written, the output fsynced and renamed, every file closed and
+    every connection ended. What Python's finalization would still do (tear down ~140 modules, run the
+    exit handlers of libpq, OpenSSL and Kerberos) is nothing the export needs, and cost 68 ms of each
+    one-row export here, 127 ms at 2 M rows (bench/README.md). An exception (argparse's SystemExit
+    included) still leaves through the normal exit.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -10,7 +10,8 @@
 2. removes `<name>.*.part` files of killed attempts (untouched for 10 min), then
    writes `<name>.<random>.part` (O_CREAT|O_EXCL|O_NOFOLLOW, so two attempts
    of the same export never share a file), holding an exclusive `flock` on it
-   while it lives, counting bytes and computing the sha256 while streaming (`sink`);
+   while it lives, counting bytes and computing the sha256 while streaming (`sink`), and starting
+   the writeback of what it wrote every 8 MiB (`WriteBehind`), so that the commit's fsync is short;
 3. `commit()`: fsync the file, rename it over the final name, fsync the directory,
    then remove the `.part` files its predecessors left (older than this attempt and
    locked by no live writer: a killed process's lock is gone with it);
@@ -55,6 +56,7 @@ from exportjob.lightspec import check_relative_path
 from .errors import ExportFailure, Reason, permanent, retryable
 
 WRITE_BUFFER_BYTES = 1024 * 1024
+WRITE_BEHIND_BYTES = 8 * 1024 * 1024  # the output file's writeback is started every this many bytes (WriteBehind)
 MANIFEST_SUFFIX = ".manifest.json"
 PART_SUFFIX_BYTES = len(".01234567.part")
 NAME_MAX_BYTES = 255  # NAME_MAX of Linux file systems
@@ -175,13 +177,44 @@ def open_parent_directory(root: str, path: str) -> tuple[int, str]:
         raise
 
 
+class WriteBehind:
+    """Which byte range of a file being appended to to hand to `posix_fadvise(DONTNEED)`, every `step` bytes.
+
+    On Linux, DONTNEED on a range starts the writeback of its dirty pages (without waiting) and drops
+    its pages that are clean. Each call covers the range the previous call started writing back (clean
+    by now: dropped) and the bytes written since (writeback starts). So the disk writes while the export
+    runs, and `commit()`'s fsync waits for about one step instead of the whole file (~0.08 s of the
+    2 M-row PostgreSQL export here), and the file's page cache, which counts towards the Pod's memory
+    limit, stays around two steps instead of the file's size.
+    Bytes still in the `BufferedWriter` (`buffered`) are not the kernel's yet: ranges end before them.
+    """
+
+    def __init__(self, step: int, buffered: int) -> None:
+        self._step = step
+        self._buffered = buffered
+        self._from = 0  # start of the range the previous call started writing back
+        self._kicked = 0  # end of that range
+        self._next = step + buffered
+
+    def advance(self, written: int) -> tuple[int, int] | None:
+        """(offset, length) to advise once `written` bytes went into the buffered file, else None."""
+        if written < self._next:
+            return None
+        end = written - self._buffered
+        offset, self._from, self._kicked = self._from, self._kicked, end
+        self._next = written + self._step
+        return offset, end - offset
+
+
 class HashingSink:
-    """A binary sink that counts bytes and updates a sha256 as data passes to the file."""
+    """A binary sink that counts bytes and updates a sha256 as data passes to the file, and writes the
+    file behind itself (`WriteBehind`)."""
 
     def __init__(self, file: io.BufferedWriter, path: str) -> None:
         self._file = file
         self._path = path
         self._hash = hashlib.sha256()
+        self._behind = WriteBehind(WRITE_BEHIND_BYTES, WRITE_BUFFER_BYTES)
         self.bytes = 0
 
     def write(self, data: Any) -> int:
@@ -192,6 +225,12 @@ class HashingSink:
             raise write_failure(error, self._path, self.bytes) from None
         size = len(data) if not isinstance(data, memoryview) else data.nbytes
         self.bytes += size
+        advice = self._behind.advance(self.bytes)
+        if advice is not None:
+            try:
+                os.posix_fadvise(self._file.fileno(), advice[0], advice[1], os.POSIX_FADV_DONTNEED)
+            except OSError:  # advice only: a file system that refuses it just keeps its pages until the fsync
+                pass
         return size
 
     def flush(self) -> None:

@@ -362,4 +362,9 @@ def child_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1:]))
+    # The worker reads this process's stdout to its end, so the interpreter's teardown (~50 ms with psycopg
+    # loaded) would delay the export: the reply is written and flushed, the spill file closed, the connection
+    # ended; exit at once, as `exportjob-worker` does (`worker.main.entry`).
+    code = child_main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(code)
