@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -220,7 +221,7 @@ def run_startup(repeat: int, workdir: Path, base: Path | None = None, ref: str =
     for _ in range(runs):  # interleaved, so that both see the same load
         ours.append(run_ms(worker))
         if base_env is not None:
-            theirs.append(run_ms(worker, base_env))
+            theirs.append(run_ms(baseline_worker(base) + arguments, base_env))
     figures["startup-worker"] = ("exportjob-worker, synthetic 1 row -> CSV, whole process, wall", [w for w, _ in ours])
     figures["startup-worker-cpu"] = ("the same, CPU (user + system)", [c for _, c in ours])
     if theirs:
@@ -300,6 +301,15 @@ def baseline_tree(ref: str | None) -> Iterator[Path | None]:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
 
 
+def baseline_worker(tree: Path) -> list[str]:
+    """The baseline's `exportjob-worker` command: the entry point its own pyproject.toml names (the venv's
+    script is ours, and may call a function the baseline does not have)."""
+    scripts = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["scripts"]
+    module, function = scripts["exportjob-worker"].split(":")
+    launcher = f"import sys; from {module} import {function}; sys.argv[0] = 'exportjob-worker'; sys.exit({function}())"
+    return [sys.executable, "-c", launcher]
+
+
 def with_baseline(items: list[Any], tree: Path, ref: str) -> list[Any]:
     """Each `exportjob-worker` case followed by its twin running the baseline's source (PYTHONPATH, ahead of
     the venv's editable install), and each comparison of such a case repeated for the twin."""
@@ -313,13 +323,13 @@ def with_baseline(items: list[Any], tree: Path, ref: str) -> list[Any]:
             root = item.output.parent.with_name(twin)
             root.mkdir(parents=True, exist_ok=True)
             old = str(item.output.parent)
-            argv = [str(root) + a[len(old) :] if a.startswith(old) else a for a in item.argv]
+            argv = [str(root) + a[len(old) :] if a.startswith(old) else a for a in item.argv[1:]]
             out.append(
                 replace(
                     item,
                     name=twin,
                     label=f"{item.label} [baseline {ref}]",
-                    argv=argv,
+                    argv=baseline_worker(tree) + argv,
                     output=root / item.output.name,
                     env={**item.env, "PYTHONPATH": str(tree / "operator")},
                     result_file=root / item.result_file.name if item.result_file else None,
