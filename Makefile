@@ -22,6 +22,7 @@ MONITORING_DASHBOARDS ?= dashboards/exportjob-operator.json
 BENCH_ARGS ?=
 BENCH_OPERATOR_ARGS ?=
 BENCH_DOWNLOAD_ARGS ?=
+BENCH_PG_COST_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/bin:$(PATH)
 
 .DEFAULT_GOAL := help

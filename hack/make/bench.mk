@@ -7,7 +7,10 @@ bench: setup system-deps ## Start-up; throughput and peak RSS: PostgreSQL (also 
 bench-quick: setup system-deps ## The benchmarks at reduced sizes, one run each (a smoke run).
 	$(PY) bench/run.py --quick --repeat 1 $(BENCH_ARGS)
 
-.PHONY: bench bench-quick
+bench-pg-cost: setup system-deps ## PostgreSQL: the server's CPU per COPY statement (psql's vs the worker's) and the time from exec to the COPY.
+	$(PY) bench/pg_cost.py $(BENCH_PG_COST_ARGS)
+
+.PHONY: bench bench-quick bench-pg-cost
 
 bench-operator: setup | $(DEVCLUSTER_BINS) ## Operator at scale: writes, CPU and RSS per export, admissions/s, slot latency (bench/README.md).
 	$(PY) bench/operator_bench.py --json bench/out/operator.json $(BENCH_OPERATOR_ARGS)
