@@ -52,17 +52,12 @@ from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
 from devcluster import DevCluster  # noqa: E402
+from machine import cpu_seconds  # noqa: E402
 
 GROUP, VERSION, PLURAL = "exportjob.io", "v1alpha1", "exportjobs"
 CRD = REPO / "crds" / "exportjob.io_exportjobs.yaml"
-TICKS = os.sysconf("SC_CLK_TCK")
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "etcd")
 WORKER_SELECTOR = "app.kubernetes.io/managed-by=exportjob-operator,app.kubernetes.io/component=worker"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def peak_rss_mb(pid: int) -> float:

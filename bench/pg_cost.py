@@ -22,21 +22,20 @@ The table is bench/run.py's (8 typed columns, generate_series) in a throw-away c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import psycopg
 from psycopg import pq
 
-from cases import PG_TABLE
+from cases import PG_TABLE, Case, Context, postgres_csv
 from exportjob import lightspec
 from exportjob.worker.sources.postgres import PostgresSource
+from machine import cpu_seconds
 from pgserver import TempPostgres
 from run import fill_table
 
@@ -56,16 +55,10 @@ def worker_statement(dsn: str, csv: dict[str, object]) -> str:
         source.close()
 
 
-def backend_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def server_seconds(connection: psycopg.Connection, statement: str) -> float:
     """Backend CPU of one COPY ... TO STDOUT, drained record by record like the worker's loop."""
     pgconn, pid = connection.pgconn, connection.info.backend_pid
-    before = backend_cpu(pid)
+    before = cpu_seconds(pid)
     pgconn.send_query(statement.encode())
     started = pgconn.get_result()
     if started is None or started.status != pq.ExecStatus.COPY_OUT:
@@ -74,7 +67,7 @@ def server_seconds(connection: psycopg.Connection, statement: str) -> float:
         pass
     while pgconn.get_result() is not None:
         pass
-    return backend_cpu(pid) - before
+    return cpu_seconds(pid) - before
 
 
 def exec_to_copy(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -109,12 +102,13 @@ def main() -> None:
             "worker, defaults (+ guard)": worker_statement(dsn, {}),
         }
         work = Path(tempfile.mkdtemp(prefix="exportjob-pg-cost-"))
-        spec = {"format": "csv", "source": SOURCE, "output": {"path": "out.csv"}}
-        worker = [str(Path(sys.executable).parent / "exportjob-worker"), "--spec-json", json.dumps(spec)]
-        worker += ["--output-root", str(work), "--termination-log", str(work / "termination-log")]
-        psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn]
-        psql += ["-c", f"\\copy ({QUERY}) to '{work / 'psql.csv'}' csv header"]
-        processes = {"psql \\copy": (psql, {}), "exportjob-worker, defaults": (worker, {"EXPORTJOB_POSTGRES_DSN": dsn})}
+        # The commands of bench/run.py's `pg-psql` and `pg-worker` cases.
+        context = Context(quick=False, workdir=work, dsn=dsn, pg_rows=args.rows, csv_rows=0, memory_rows=0)
+        cases = {item.name: item for item in postgres_csv(context) if isinstance(item, Case)}
+        processes = {
+            "psql \\copy": (cases["pg-psql"].argv, cases["pg-psql"].env),
+            "exportjob-worker, defaults": (cases["pg-worker"].argv, cases["pg-worker"].env),
+        }
         timed = shutil.which("strace") is not None
         cpu: dict[str, list[float]] = {name: [] for name in statements}
         timelines: dict[str, list[tuple[float, float]]] = {name: [] for name in processes}

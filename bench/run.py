@@ -199,6 +199,7 @@ def run_startup(repeat: int, workdir: Path, base: Path | None = None, ref: str =
     arguments = ["--spec-json", spec, "--output-root", str(root), "--termination-log", str(root / "termination-log")]
     worker = [str(Path(sys.executable).parent / "exportjob-worker"), *arguments]
     base_env = {"PYTHONPATH": str(base / "operator")} if base is not None else None
+    base_worker = baseline_worker(base) + arguments if base is not None else []
     figures = {
         "startup-python": (
             "bare interpreter (python -c pass), wall",
@@ -221,7 +222,7 @@ def run_startup(repeat: int, workdir: Path, base: Path | None = None, ref: str =
     for _ in range(runs):  # interleaved, so that both see the same load
         ours.append(run_ms(worker))
         if base_env is not None:
-            theirs.append(run_ms(baseline_worker(base) + arguments, base_env))
+            theirs.append(run_ms(base_worker, base_env))
     figures["startup-worker"] = ("exportjob-worker, synthetic 1 row -> CSV, whole process, wall", [w for w, _ in ours])
     figures["startup-worker-cpu"] = ("the same, CPU (user + system)", [c for _, c in ours])
     if theirs:
@@ -315,6 +316,7 @@ def with_baseline(items: list[Any], tree: Path, ref: str) -> list[Any]:
     the venv's editable install), and each comparison of such a case repeated for the twin."""
     twins: dict[str, str] = {}
     out: list[Any] = []
+    worker = baseline_worker(tree)
     for item in items:
         out.append(item)
         if isinstance(item, Case) and item.baseline and Path(item.argv[0]).name == "exportjob-worker":
@@ -329,7 +331,7 @@ def with_baseline(items: list[Any], tree: Path, ref: str) -> list[Any]:
                     item,
                     name=twin,
                     label=f"{item.label} [baseline {ref}]",
-                    argv=baseline_worker(tree) + argv,
+                    argv=worker + argv,
                     output=root / item.output.name,
                     env={**item.env, "PYTHONPATH": str(tree / "operator")},
                     result_file=root / item.result_file.name if item.result_file else None,
